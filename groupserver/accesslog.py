@@ -1,0 +1,69 @@
+"""The access log: Apache combined format plus the group and the request time in µs (workers)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from groupserver.http.parser import RequestHead
+
+
+class AccessLog:
+    """One line per request, written by the worker that served it."""
+
+    def __init__(self, target: str | None, group: str) -> None:
+        self.target = target
+        self.group = group
+        self.stream: TextIO | None = None
+        self.reopen()
+
+    @classmethod
+    def open(cls, target: str | None, group: str) -> AccessLog:
+        """An access log writing to target ("-" for stdout, a path, or None for no log)."""
+        return cls(target, group)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether lines are written at all."""
+        return self.stream is not None
+
+    def reopen(self) -> None:
+        """Reopen the file (after logrotate moved it; USR1)."""
+        if self.target is None:
+            return
+        if self.target == "-":
+            self.stream = sys.stdout
+            return
+        old = self.stream
+        self.stream = open(self.target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        if old is not None and old is not sys.stdout:
+            old.close()
+
+    def write(self, conn: Any, head: RequestHead, outcome: Any, seconds: float) -> None:
+        """Write one line for a served request."""
+        if self.stream is None:
+            return
+        env = conn.base_environ
+        referer = user_agent = "-"
+        for name, value in head.headers:
+            lname = name.lower()
+            if lname == "referer":
+                referer = value
+            elif lname == "user-agent":
+                user_agent = value
+        stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
+        line = (
+            f'{env.get("REMOTE_ADDR") or "-"} - - [{stamp}] '
+            f'"{head.method} {head.target} {head.version}" {outcome.status} '
+            f'{outcome.sent or "-"} "{_quote(referer)}" "{_quote(user_agent)}" '
+            f"{self.group} {int(seconds * 1_000_000)}\n"
+        )
+        try:
+            self.stream.write(line)
+        except (OSError, ValueError):
+            pass
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,108 @@
+"""The ``groupserver`` command: serve, check and route."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from groupserver import __version__
+from groupserver.config import ConfigError, SiteConfig, load_config
+from groupserver.listeners import ListenError
+from groupserver.routing import Router
+
+_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``groupserver`` console script."""
+    parser = argparse.ArgumentParser(prog="groupserver", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"groupserver {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the site described by a YAML file")
+    serve.add_argument("config", help="the site's YAML file")
+
+    check = commands.add_parser("check", help="validate a YAML file and print groups and routes")
+    check.add_argument("config")
+
+    route = commands.add_parser("route", help="print the route and group that would serve a URL")
+    route.add_argument("config")
+    route.add_argument("url", help="a path with optional query, e.g. '/admin/users?x=1'")
+    route.add_argument("--host", default=None)
+    route.add_argument("--method", default="GET")
+
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.command == "check":
+        return _check(config)
+    if args.command == "route":
+        return _route(config, args.url, args.host, args.method)
+    return _serve(config)
+
+
+def _serve(config: SiteConfig) -> int:
+    _setup_logging(config)
+    from groupserver.master import Master
+
+    try:
+        return Master(config).run()
+    except ListenError as exc:
+        logging.getLogger("groupserver").error("%s", exc)
+        return 1
+
+
+def _setup_logging(config: SiteConfig) -> None:
+    if config.error_log:
+        handler: logging.Handler = logging.FileHandler(config.error_log, delay=True)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+
+
+def _check(config: SiteConfig) -> int:
+    print(f"site {config.site}: OK")
+    print("listen: " + ", ".join(a.display() for a in config.listen))
+    print("groups:")
+    for name, group in config.groups.items():
+        stack = f"{group.stack_size // 1024}K" if group.stack_size else "default"
+        print(
+            f"  {name}: {group.processes} processes x {group.threads} threads, "
+            f"stack {stack}, app {group.app}, title {group.title(name)!r}"
+        )
+    print("routes (first match wins):")
+    for n, route in enumerate(config.routes):
+        print(f"  {n}: {route.describe()}")
+    print(f"  default: {config.default_group or '404 from the front'}")
+    return 0
+
+
+def _route(config: SiteConfig, url: str, host: str | None, method: str) -> int:
+    from urllib.parse import unquote
+
+    path = unquote(url.split("?", 1)[0].split("#", 1)[0], encoding="latin-1")
+    match = Router(config.routes, config.default_group).route_for(path, host, method.upper())
+    if match is None:
+        print(f"{url}: no route and no default_group: 404 from the front")
+        return 1
+    where = "default group" if match.index is None else f"routes[{match.index}]: {match.name}"
+    print(f"{url}: group {match.group} ({where})")
+    if match.script_name:
+        print(f"  SCRIPT_NAME={match.script_name!r} PATH_INFO={match.path_info!r}")
+    for key, value in match.environ.items():
+        print(f"  environ {key}={value!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

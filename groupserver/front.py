@@ -1,0 +1,268 @@
+"""The front process: ``groupserver: front [SITE]`` in ps.
+
+It accepts connections on every listener, reads each request head (with limits and a deadline,
+never blocking on one client), picks the route's group and hands the socket itself, with the bytes
+already read, to that group's channel. It never proxies bytes: after the hand-off the client talks
+to the worker directly, so the front is touched once per new connection.
+
+Signals: TERM stop accepting, finish the heads that are arriving and the hand-offs still queued,
+then exit; INT/QUIT exit at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from groupserver.config import SiteConfig
+from groupserver.handoff import ChannelFull, HandoffChannel, now_us
+from groupserver.http.parser import DEFAULT_LIMITS, HttpError, parse_head
+from groupserver.http.response import error_response
+from groupserver.proctitle import set_process_title
+from groupserver.routing import Router
+
+log = logging.getLogger("groupserver.front")
+
+HEAD_TIMEOUT = 10.0
+MAX_PENDING = 10_000  # connections whose head is arriving or whose group queue is full
+_RECV = 65536
+_ACCEPT_BATCH = 64
+
+
+@dataclass(slots=True)
+class _Pending:
+    sock: socket.socket
+    accepted_us: int
+    started: float
+    buf: bytearray = field(default_factory=bytearray)
+    registered: bool = False
+
+
+class FrontServer:
+    """Accept, read the head, route, hand off."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        listeners: list[socket.socket],
+        channels: dict[str, HandoffChannel],
+        ready_fd: int,
+        master_pid: int,
+    ) -> None:
+        self.site = site
+        self.listeners = listeners
+        self.channels = channels
+        self.router = Router(site.routes, site.default_group)
+        self.ready_fd = ready_fd
+        self.master_pid = master_pid
+        self.ep = select.epoll()
+        self.heads: dict[int, _Pending] = {}
+        self.queued: dict[str, deque[_Pending]] = {g: deque() for g in channels}
+        self.channel_fds = {ch.send_end.fileno(): name for name, ch in channels.items()}
+        self.listen_fds = {s.fileno(): s for s in listeners}
+        self.accepting = False
+        self.stopping = False
+        self.stop_deadline = 0.0
+
+    def run(self) -> int:
+        """Serve until told to stop; returns the exit code."""
+        set_process_title(f"groupserver: front [{self.site.site}]", "gs-front")
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGQUIT, self._on_quit)
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_IGN)
+        for lsock in self.listeners:
+            lsock.setblocking(False)
+        self._start_accepting()
+        os.write(self.ready_fd, b"R")
+        os.close(self.ready_fd)
+        next_sweep = time.monotonic() + 1.0
+        while True:
+            try:
+                events = self.ep.poll(1.0)
+            except InterruptedError:
+                events = []
+            for fd, mask in events:
+                lsock = self.listen_fds.get(fd)
+                if lsock is not None:
+                    if self.accepting:
+                        self._accept(lsock)
+                elif fd in self.channel_fds:
+                    self._flush(self.channel_fds[fd])
+                else:
+                    pending = self.heads.get(fd)
+                    if pending is not None:
+                        self._read_head(pending)
+            now = time.monotonic()
+            if now >= next_sweep:
+                next_sweep = now + 1.0
+                self._sweep(now)
+                if os.getppid() != self.master_pid:
+                    return 1
+            if self.stopping:
+                self._stop_accepting()
+                busy = self.heads or any(self.queued.values())
+                if not busy or now > self.stop_deadline:
+                    return 0
+            elif not self.accepting and self._pending_count() < MAX_PENDING // 2:
+                self._start_accepting()
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + HEAD_TIMEOUT
+
+    def _on_quit(self, signum: int, frame: Any) -> None:
+        os._exit(0)
+
+    def _pending_count(self) -> int:
+        return len(self.heads) + sum(len(q) for q in self.queued.values())
+
+    def _start_accepting(self) -> None:
+        if not self.accepting:
+            for fd in self.listen_fds:
+                self.ep.register(fd, select.EPOLLIN)
+            self.accepting = True
+
+    def _stop_accepting(self) -> None:
+        if self.accepting:
+            for fd in self.listen_fds:
+                self.ep.unregister(fd)
+            self.accepting = False
+
+    def _accept(self, lsock: socket.socket) -> None:
+        tcp = lsock.family != socket.AF_UNIX
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, _addr = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: back off to the kernel backlog
+                log.warning("accept failed: %s", exc)
+                self._stop_accepting()
+                return
+            sock.setblocking(False)
+            if tcp:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._read_head(_Pending(sock, now_us(), time.monotonic()))
+        if self._pending_count() >= MAX_PENDING:
+            self._stop_accepting()
+
+    def _read_head(self, pending: _Pending) -> None:
+        sock = pending.sock
+        try:
+            data = sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            self._wait_for_head(pending)
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(pending)
+            return
+        pending.buf += data
+        try:
+            parsed = parse_head(pending.buf, DEFAULT_LIMITS)
+        except HttpError as exc:
+            self._reject(pending, exc.status)
+            return
+        if parsed is None:
+            self._wait_for_head(pending)
+            return
+        head = parsed[0]
+        route = self.router.route_for(head.path, head.host, head.method)
+        if route is None:
+            self._reject(pending, 404)
+            return
+        self._forget(pending)
+        self._hand_off(pending, route.group)
+
+    def _wait_for_head(self, pending: _Pending) -> None:
+        if not pending.registered:
+            fd = pending.sock.fileno()
+            self.heads[fd] = pending
+            self.ep.register(fd, select.EPOLLIN)
+            pending.registered = True
+
+    def _forget(self, pending: _Pending) -> None:
+        if pending.registered:
+            fd = pending.sock.fileno()
+            self.heads.pop(fd, None)
+            try:
+                self.ep.unregister(fd)
+            except OSError:
+                pass
+            pending.registered = False
+
+    def _drop(self, pending: _Pending) -> None:
+        self._forget(pending)
+        pending.sock.close()
+
+    def _reject(self, pending: _Pending, status: int) -> None:
+        try:
+            pending.sock.send(error_response(status))
+        except OSError:
+            pass
+        self._drop(pending)
+
+    def _hand_off(self, pending: _Pending, group: str) -> None:
+        queue = self.queued[group]
+        if not queue:
+            try:
+                self.channels[group].send(pending.sock, pending.buf, pending.accepted_us)
+            except ChannelFull:
+                queue.append(pending)
+                self.ep.register(self.channels[group].send_end.fileno(), select.EPOLLOUT)
+                return
+            except OSError as exc:
+                log.error("hand-off to group %s failed: %s", group, exc)
+                self._reject(pending, 503)
+                return
+            pending.sock.close()
+            return
+        queue.append(pending)
+
+    def _flush(self, group: str) -> None:
+        """The group's queue has room again: send what waited in the front."""
+        queue = self.queued[group]
+        channel = self.channels[group]
+        while queue:
+            pending = queue[0]
+            try:
+                channel.send(pending.sock, pending.buf, pending.accepted_us)
+            except ChannelFull:
+                return
+            except OSError as exc:
+                log.error("hand-off to group %s failed: %s", group, exc)
+                queue.popleft()
+                self._reject(pending, 503)
+                continue
+            queue.popleft()
+            pending.sock.close()
+        self.ep.unregister(channel.send_end.fileno())
+
+    def _sweep(self, now: float) -> None:
+        for pending in [p for p in self.heads.values() if now - p.started > HEAD_TIMEOUT]:
+            if pending.buf:
+                self._reject(pending, 408)
+            else:
+                self._drop(pending)
+
+
+def run_front(
+    site: SiteConfig,
+    listeners: list[socket.socket],
+    channels: dict[str, HandoffChannel],
+    ready_fd: int,
+    master_pid: int,
+) -> None:
+    """Body of the front process; never returns."""
+    code = FrontServer(site, listeners, channels, ready_fd, master_pid).run()
+    os._exit(code)

@@ -1,0 +1,141 @@
+"""Hand-off channels: pass a client socket, and the bytes already read from it, to a daemon group.
+
+Each group owns one ``SOCK_SEQPACKET`` socketpair, created by the master before it forks. Any
+process (the front, or a worker that finds a keep-alive request belonging elsewhere) writes to the
+``send`` end; the group's workers read from the ``recv`` end. The channel is the group's queue: a
+connection waits there, in the kernel, until a worker with a free request thread takes it, and it
+survives the death of any worker because the master keeps both ends open.
+
+The file descriptions are shared by every process, so nothing here ever sets ``O_NONBLOCK`` on
+them; each call says for itself whether it may wait (``MSG_DONTWAIT``).
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+# queue_start (µs since the epoch), flags
+_META = struct.Struct("!qB")
+FLAG_NEEDS_HEAD = 1  # handed back idle: wait for the next request head before routing
+
+# A head is at most 64 KiB by the parser's limits; the front never sends more than this.
+MAX_MESSAGE = 128 * 1024
+_CHANNEL_BUFFER = 4 * 1024 * 1024
+_ANCILLARY = socket.CMSG_SPACE(struct.calcsize("i"))
+
+
+@dataclass(slots=True)
+class Handoff:
+    """One connection taken from a channel."""
+
+    sock: socket.socket
+    data: bytes
+    queue_start_us: int
+    flags: int
+
+
+class ChannelFull(Exception):
+    """The group's queue has no room right now (try again when the channel is writable)."""
+
+
+class HandoffChannel:
+    """The two ends of one group's queue."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.send_end, self.recv_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for end in (self.send_end, self.recv_end):
+            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                try:
+                    end.setsockopt(socket.SOL_SOCKET, opt, _CHANNEL_BUFFER)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        """Close both ends (master, when the group is gone)."""
+        self.send_end.close()
+        self.recv_end.close()
+
+    def send(
+        self,
+        conn: socket.socket,
+        data: bytes | bytearray,
+        queue_start_us: int | None = None,
+        flags: int = 0,
+        wait: float = 0.0,
+    ) -> None:
+        """Queue ``conn`` (with ``data`` already read from it) for the group; the caller closes conn.
+
+        Raises ChannelFull when the queue stays full for ``wait`` seconds.
+        """
+        send_handoff(self.send_end, conn, data, queue_start_us, flags, wait)
+
+    def receive(self) -> Handoff | None:
+        """Take one queued connection without waiting; None when the queue is empty."""
+        return receive_handoff(self.recv_end)
+
+
+def now_us() -> int:
+    """Microseconds since the epoch (the unit of groupserver.queue_start)."""
+    return time.time_ns() // 1000
+
+
+def send_handoff(
+    end: socket.socket,
+    conn: socket.socket,
+    data: bytes | bytearray,
+    queue_start_us: int | None = None,
+    flags: int = 0,
+    wait: float = 0.0,
+) -> None:
+    """Send one connection over a channel's send end (see HandoffChannel.send)."""
+    if len(data) > MAX_MESSAGE - _META.size:
+        raise ValueError("hand-off data too large")
+    meta = _META.pack(now_us() if queue_start_us is None else queue_start_us, flags)
+    fds = struct.pack("i", conn.fileno())
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
+    deadline = None
+    while True:
+        try:
+            end.sendmsg([meta, data], anc, socket.MSG_DONTWAIT)
+            return
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOBUFS, errno.ENOMEM):
+                raise
+        if wait <= 0:
+            raise ChannelFull
+        if deadline is None:
+            deadline = time.monotonic() + wait
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ChannelFull
+        poller = select.poll()
+        poller.register(end, select.POLLOUT)
+        poller.poll(min(left, 0.05) * 1000)
+
+
+def receive_handoff(end: socket.socket) -> Handoff | None:
+    """Receive one connection from a channel's receive end without waiting."""
+    try:
+        msg, anc, msg_flags, _ = end.recvmsg(MAX_MESSAGE, _ANCILLARY, socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return None
+    fd = -1
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS and len(payload) >= 4:
+            fd = struct.unpack("i", payload[:4])[0]
+    if fd < 0:
+        return None
+    sock = socket.socket(fileno=fd)
+    if msg_flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(msg) < _META.size:
+        sock.close()
+        return None
+    queue_start_us, flags = _META.unpack_from(msg)
+    return Handoff(sock, msg[_META.size :], queue_start_us, flags)

@@ -1,0 +1,75 @@
+"""Listening sockets, created once by the master and shared by every front process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+
+from groupserver.config import ListenAddress
+
+
+class ListenError(Exception):
+    """A listener could not be created (address in use, bad path, ...)."""
+
+
+def create_listener(address: ListenAddress, backlog: int) -> socket.socket:
+    """Bind and listen on one configured address."""
+    if address.kind == "unix":
+        return _unix_listener(address, backlog)
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address.host, address.port))
+        # Wake the front only once the first bytes of the request arrived (saves a wake-up and a
+        # recv that would find nothing on every new connection).
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {address.display()}: {exc.strerror}") from exc
+    return sock
+
+
+def _unix_listener(address: ListenAddress, backlog: int) -> socket.socket:
+    path = address.path
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)  # a stale socket from an earlier run
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {address.display()}: {exc.strerror}") from exc
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        if address.mode is not None:
+            os.chmod(path, address.mode)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {address.display()}: {exc.strerror}") from exc
+    return sock
+
+
+def describe(sock: socket.socket) -> str:
+    """A listener's bound address as the user would write it (with the real port for port 0)."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{name}"
+    if sock.family == socket.AF_INET6:
+        return f"[{name[0]}]:{name[1]}"
+    return f"{name[0]}:{name[1]}"
+
+
+def remove_unix_paths(listeners: list[socket.socket]) -> None:
+    """Remove the socket files of unix listeners (on exit)."""
+    for sock in listeners:
+        if sock.family == socket.AF_UNIX:
+            with contextlib.suppress(OSError):
+                os.unlink(sock.getsockname())

@@ -1,0 +1,438 @@
+"""A daemon-group worker process: ``(wsgi:GROUP)`` in ps.
+
+Forked by the master, a worker imports its group's application and serves requests with the
+group's thread count and thread stack size. Its request threads take turns as the *leader*: the
+one leader waits in epoll for (a) the group's hand-off channel, (b) keep-alive connections parked
+between requests and (c) the wake pipe, then hands leadership on and serves what it found itself.
+So a request costs no thread-to-thread hand-over, a connection is taken from the group's queue
+only by a thread that is free to serve it, and an idle keep-alive connection holds no thread.
+
+Signals: TERM drain (serve what is queued, then stop), USR2 retire (stop taking work, hand idle
+keep-alive connections back to the group), INT/QUIT stop at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from groupserver.accesslog import AccessLog
+from groupserver.appload import AppLoadError, load_app, prepare_environment
+from groupserver.config import SiteConfig
+from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_MESSAGE, ChannelFull, HandoffChannel, now_us
+from groupserver.http.parser import DEFAULT_LIMITS, HttpError, parse_head
+from groupserver.http.response import error_response
+from groupserver.proctitle import set_process_title
+from groupserver.routing import Router
+from groupserver.wsgi import Connection, FileWrapper, base_environ_for, run_app
+
+log = logging.getLogger("groupserver.worker")
+
+EXIT_APP_LOAD_FAILED = 3
+
+_EPOLLIN = select.EPOLLIN
+_ONESHOT = select.EPOLLIN | select.EPOLLONESHOT | select.EPOLLRDHUP
+_RECV = 65536
+
+# Defaults until the limits/timeouts issue makes them configurable.
+HEAD_TIMEOUT = 10.0
+KEEPALIVE_TIMEOUT = 5.0
+IO_TIMEOUT = 30.0
+
+_CHANNEL = object()
+_WAKE = object()
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker needs, prepared by the master before the fork."""
+
+    site: SiteConfig
+    group: str
+    channels: dict[str, HandoffChannel]
+    ready_fd: int
+    master_pid: int
+
+
+def run_worker(spec: WorkerSpec) -> None:
+    """Body of a worker process; never returns."""
+    group = spec.site.groups[spec.group]
+    set_process_title(group.title(spec.group), f"wsgi:{spec.group}")
+    base_dir = os.path.dirname(os.path.abspath(spec.site.source_path or "site.yaml"))
+    try:
+        prepare_environment(group.chdir, group.python_path, group.env, base_dir)
+        app = load_app(group.app, base_dir)
+    except AppLoadError as exc:
+        log.error("group %s: cannot load the application: %s", spec.group, exc)
+        os._exit(EXIT_APP_LOAD_FAILED)
+    except BaseException:
+        log.exception("group %s: importing the application failed", spec.group)
+        os._exit(EXIT_APP_LOAD_FAILED)
+    if group.stack_size:
+        threading.stack_size(group.stack_size)
+    server = WorkerServer(spec, app)
+    code = server.run()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _set_io_timeouts(sock: socket.socket, seconds: float) -> None:
+    # Kernel-side timeouts keep every send/recv a single syscall (a Python-level timeout polls
+    # before each one).
+    tv = struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
+    sock.setblocking(True)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+
+
+class WorkerServer:
+    """The leader/follower request threads of one worker process."""
+
+    def __init__(self, spec: WorkerSpec, app: Callable[..., Any]) -> None:
+        self.spec = spec
+        self.group = spec.group
+        self.config = spec.site.groups[spec.group]
+        self.app = app
+        self.channel = spec.channels[spec.group]
+        self.channels = spec.channels
+        self.router = Router(spec.site.routes, spec.site.default_group)
+        self.access_log = AccessLog.open(spec.site.access_log, spec.group)
+        self.threads = self.config.threads
+        self.constants = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": self.threads > 1,
+            "wsgi.multiprocess": self.config.processes > 1,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+            "SCRIPT_NAME": "",
+            "groupserver.group": spec.group,
+        }
+        self.header_keys: dict[str, str] = {}
+        self.ep = select.epoll()
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.ep.register(self.wake_r, _EPOLLIN)
+        self.ep.register(self.channel.recv_end.fileno(), _EPOLLIN | select.EPOLLEXCLUSIVE)
+        self.fd_items: dict[int, Any] = {
+            self.wake_r: _WAKE,
+            self.channel.recv_end.fileno(): _CHANNEL,
+        }
+        self.cond = threading.Condition(threading.Lock())
+        self.ready: deque[Any] = deque()
+        self.leading = False
+        self.busy = 0
+        self.parked: dict[int, Connection] = {}
+        self.taking = True
+        self.mode: str | None = None  # "drain" | "retire" once told to stop
+        self.exiting = False
+        self.done = threading.Event()
+        self.next_sweep = 0.0
+
+    # -- process life -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start the request threads, report ready, wait for the end; returns the exit code."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGUSR2, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGQUIT, self._on_quit)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTTIN, signal.SIG_IGN)
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, self._on_reopen)
+        for n in range(self.threads):
+            threading.Thread(target=self._thread_main, name=f"request-{n}", daemon=True).start()
+        try:
+            os.write(self.spec.ready_fd, b"R")
+            os.close(self.spec.ready_fd)
+        except OSError:
+            pass
+        while not self.done.wait(1.0):
+            if os.getppid() != self.spec.master_pid:
+                log.error("worker %d: the master is gone; exiting", os.getpid())
+                return 1
+        return 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.mode = "retire" if signum == signal.SIGUSR2 and self.mode != "drain" else "drain"
+        self._wake()
+
+    def _on_quit(self, signum: int, frame: Any) -> None:
+        os._exit(0)
+
+    def _on_reopen(self, signum: int, frame: Any) -> None:
+        self.access_log.reopen()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"x")
+        except OSError:
+            pass
+
+    # -- leader/follower ----------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        cond = self.cond
+        while True:
+            item = None
+            with cond:
+                while True:
+                    if self.exiting:
+                        return
+                    if self.ready:
+                        item = self.ready.popleft()
+                        self.busy += 1
+                        break
+                    if not self.leading:
+                        self.leading = True
+                        break
+                    cond.wait()
+            if item is None:
+                items = self._lead()
+                with cond:
+                    self.leading = False
+                    if items:
+                        item = items[0]
+                        self.busy += 1
+                        if len(items) > 1:
+                            self.ready.extend(items[1:])
+                        cond.notify(len(items))
+                    else:
+                        cond.notify()
+                if item is None:
+                    self._check_exit()
+                    continue
+            try:
+                self._process(item)
+            except Exception:
+                log.exception("worker %d: unexpected error", os.getpid())
+            finally:
+                with cond:
+                    self.busy -= 1
+                self._check_exit()
+
+    def _lead(self) -> list[Any]:
+        """Wait for events as the leader and turn them into work items."""
+        try:
+            events = self.ep.poll(1.0)
+        except InterruptedError:
+            events = []
+        items: list[Any] = []
+        saw_channel = False
+        for fd, _ev in events:
+            item = self.fd_items.get(fd)
+            if item is _CHANNEL:
+                saw_channel = True
+                if self.taking:
+                    handoff = self.channel.receive()
+                    if handoff is not None:
+                        items.append(handoff)
+            elif item is _WAKE:
+                items.append(_WAKE)
+            else:
+                conn = self.parked.pop(fd, None)
+                if conn is not None:
+                    items.append(conn)
+        if self.mode == "drain" and self.taking and not saw_channel:
+            self._stop_taking()  # the queue is empty and the front is gone
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.next_sweep = now + 1.0
+            self._sweep(now)
+        return items
+
+    def _process(self, item: Any) -> None:
+        if item is _WAKE:
+            self._on_wake()
+        elif isinstance(item, Connection):
+            self._on_readable(item)
+        else:
+            self._on_handoff(item)
+
+    def _check_exit(self) -> None:
+        if self.mode is None:
+            return
+        with self.cond:
+            if self.exiting or self.busy or self.ready or self.parked or self.taking:
+                return
+            self.exiting = True
+            self.cond.notify_all()
+        self.done.set()
+
+    # -- connections --------------------------------------------------------------------------
+
+    def _on_handoff(self, handoff: Any) -> None:
+        sock = handoff.sock
+        try:
+            _set_io_timeouts(sock, IO_TIMEOUT)
+        except OSError:
+            sock.close()
+            return
+        conn = Connection(sock, handoff.data, base_environ_for(sock, self.constants))
+        conn.queue_start_us = handoff.queue_start_us
+        if handoff.flags & FLAG_NEEDS_HEAD and not conn.buf:
+            self._park(conn)
+            return
+        self._serve(conn)
+
+    def _on_readable(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(_RECV)
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        if not conn.buf:
+            conn.last_active = time.monotonic()
+        conn.buf += data
+        conn.queue_start_us = now_us()
+        self._serve(conn)
+
+    def _serve(self, conn: Connection) -> None:
+        """Serve every complete request in conn's buffer, then park, pass on or close it."""
+        while True:
+            try:
+                parsed = parse_head(conn.buf, DEFAULT_LIMITS)
+            except HttpError as exc:
+                self._reject(conn, exc.status)
+                return
+            if parsed is None:
+                self._park(conn)
+                return
+            head, consumed = parsed
+            route = self.router.route_for(head.path, head.host, head.method)
+            if route is None:
+                self._reject(conn, 404)
+                return
+            if route.group != self.group:
+                self._pass_on(conn, route.group)
+                return
+            del conn.buf[:consumed]
+            if self.mode == "drain":
+                head.keep_alive = False
+            conn.requests += 1
+            started = time.perf_counter()
+            outcome = run_app(self.app, conn, head, route, self.header_keys, None)
+            if self.access_log.enabled:
+                self.access_log.write(conn, head, outcome, time.perf_counter() - started)
+            conn.queue_start_us = 0
+            if not outcome.keep_alive:
+                self._close(conn)
+                return
+            if not conn.buf:
+                self._park(conn)
+                return
+            conn.queue_start_us = now_us()
+
+    def _park(self, conn: Connection) -> None:
+        """Wait for conn's next request without holding a thread."""
+        if self.mode == "retire":
+            self._pass_on(conn, self.group, FLAG_NEEDS_HEAD)
+            return
+        if self.mode == "drain" and not conn.buf:
+            self._close(conn)
+            return
+        fd = conn.sock.fileno()
+        if not conn.buf:
+            conn.last_active = time.monotonic()
+        self.parked[fd] = conn
+        try:
+            if self.fd_items.get(fd, 0) is None:  # registered before: re-arm the one-shot
+                self.ep.modify(fd, _ONESHOT)
+            else:
+                self.fd_items[fd] = None
+                self.ep.register(fd, _ONESHOT)
+        except OSError:
+            self.parked.pop(fd, None)
+            self._close(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        fd = conn.sock.fileno()
+        if fd >= 0 and self.fd_items.get(fd, 0) is None:
+            del self.fd_items[fd]
+            try:
+                self.ep.unregister(fd)
+            except OSError:
+                pass
+
+    def _close(self, conn: Connection) -> None:
+        self._forget(conn)
+        conn.close()
+
+    def _reject(self, conn: Connection, status: int) -> None:
+        try:
+            conn.sock.sendall(error_response(status))
+        except OSError:
+            pass
+        self._close(conn)
+
+    def _pass_on(self, conn: Connection, group: str, flags: int = 0) -> None:
+        """Move conn, with its unread bytes, to a group's queue (another group, or our own)."""
+        self._forget(conn)
+        channel = self.channels.get(group)
+        if channel is None or len(conn.buf) > MAX_MESSAGE - 64:
+            self._reject(conn, 503)
+            return
+        try:
+            channel.send(conn.sock, conn.buf, conn.queue_start_us or None, flags, wait=IO_TIMEOUT)
+        except (ChannelFull, OSError) as exc:
+            log.warning("cannot hand a connection to group %s: %s", group, exc)
+            self._reject(conn, 503)
+            return
+        conn.close()
+
+    def _sweep(self, now: float) -> None:
+        """Close keep-alive connections idle too long; 408 heads that arrive too slowly."""
+        expired = []
+        for fd, conn in list(self.parked.items()):
+            limit = HEAD_TIMEOUT if conn.buf else KEEPALIVE_TIMEOUT
+            if now - conn.last_active > limit and self.parked.pop(fd, None) is not None:
+                expired.append(conn)
+        for conn in expired:
+            if conn.buf:
+                self._reject(conn, 408)
+            else:
+                self._close(conn)
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def _stop_taking(self) -> None:
+        if self.taking:
+            self.taking = False
+            try:
+                self.ep.unregister(self.channel.recv_end.fileno())
+            except OSError:
+                pass
+
+    def _on_wake(self) -> None:
+        try:
+            while os.read(self.wake_r, 64):
+                pass
+        except BlockingIOError:
+            pass
+        if self.mode is None:
+            return
+        if self.mode == "retire":
+            self._stop_taking()
+        idle = [self.parked.pop(fd) for fd in list(self.parked) if fd in self.parked]
+        for conn in idle:
+            if conn.buf:
+                self.parked[conn.sock.fileno()] = conn  # a head is arriving: let it finish
+                continue
+            if self.mode == "retire":
+                self._pass_on(conn, self.group, FLAG_NEEDS_HEAD)
+            else:
+                self._close(conn)

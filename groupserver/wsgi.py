@@ -1,0 +1,617 @@
+"""The WSGI side of a request: environ, wsgi.input, start_response/write, file_wrapper (workers).
+
+Everything here runs in a worker's request thread. It turns one parsed request head into a call of
+the application and writes the response to the client socket, framing it by Content-Length,
+chunked coding, or connection close (RFC 9112 §6.3), and reports whether the connection may be
+kept alive.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from groupserver.http.body import ChunkedDecoder
+from groupserver.http.parser import HttpError, RequestHead
+from groupserver.http.response import error_response, reason_phrase
+from groupserver.routing import RouteMatch
+
+log = logging.getLogger("groupserver.worker")
+
+_RECV = 65536
+# Body bytes a server reads and throws away after the app ignored them, to keep the connection.
+_DRAIN_LIMIT = 256 * 1024
+_BAD_RESPONSE_TEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*")
+_NO_BODY_STATUS = ("1", "204", "304")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class ClientDisconnected(ConnectionError):
+    """The client closed the connection before the request body was complete."""
+
+
+class Connection:
+    """A client connection owned by one worker, with the bytes read but not yet consumed."""
+
+    __slots__ = ("sock", "buf", "base_environ", "requests", "last_active", "queue_start_us")
+
+    def __init__(self, sock: socket.socket, data: bytes, base_environ: dict[str, Any]) -> None:
+        self.sock = sock
+        self.buf = bytearray(data)
+        self.base_environ = base_environ
+        self.requests = 0
+        self.last_active = time.monotonic()
+        self.queue_start_us = 0
+
+    def fileno(self) -> int:
+        """The socket's file descriptor."""
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        """Close the socket, ignoring errors (the peer may be gone)."""
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def base_environ_for(sock: socket.socket, constants: dict[str, Any]) -> dict[str, Any]:
+    """The per-connection part of the environ: server and peer addresses plus group constants."""
+    env = dict(constants)
+    try:
+        local = sock.getsockname()
+        peer = sock.getpeername()
+    except OSError:
+        local = peer = ""
+    if isinstance(local, tuple):
+        env["SERVER_NAME"] = local[0]
+        env["SERVER_PORT"] = str(local[1])
+        env["REMOTE_ADDR"] = peer[0] if isinstance(peer, tuple) else ""
+        env["REMOTE_PORT"] = str(peer[1]) if isinstance(peer, tuple) else ""
+    else:
+        env["SERVER_NAME"] = "localhost"
+        env["SERVER_PORT"] = ""
+        env["REMOTE_ADDR"] = "127.0.0.1"
+        env["REMOTE_PORT"] = ""
+    return env
+
+
+class InputStream(io.RawIOBase):
+    """wsgi.input: the request body, de-chunked, that never reads past the end of the request."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        content_length: int | None,
+        chunked: bool,
+        expect_continue: bool,
+        max_body: int | None,
+    ) -> None:
+        self._conn = conn
+        self._remaining = content_length or 0
+        self._decoder = ChunkedDecoder(max_body) if chunked else None
+        self._pending = bytearray()
+        self._continue_due = expect_continue
+        self.response_started = False
+        if max_body is not None and content_length is not None and content_length > max_body:
+            raise HttpError(413, "body too large")
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole body has been read off the connection."""
+        if self._decoder is not None:
+            return self._decoder.done
+        return self._remaining == 0
+
+    @property
+    def continue_pending(self) -> bool:
+        """The client asked for 100-continue and has not been told to send the body yet."""
+        return self._continue_due and not self.complete
+
+    def _recv(self) -> bytes:
+        conn = self._conn
+        if conn.buf:
+            data = bytes(conn.buf)
+            conn.buf.clear()
+            return data
+        if self._continue_due:
+            self._continue_due = False
+            if not self.response_started:
+                conn.sock.sendall(_CONTINUE)
+        data = conn.sock.recv(_RECV)
+        if not data:
+            raise ClientDisconnected("client closed the connection during the request body")
+        return data
+
+    def _fill(self) -> bool:
+        """Move at least one more byte of payload into _pending; False at the end of the body."""
+        if self._decoder is None:
+            if self._remaining <= 0:
+                return False
+            data = self._recv()
+            if len(data) > self._remaining:
+                self._conn.buf[:0] = data[self._remaining :]
+                data = data[: self._remaining]
+            self._remaining -= len(data)
+            self._pending += data
+            return True
+        decoder = self._decoder
+        while not decoder.done:
+            payload = decoder.feed(self._recv())
+            if decoder.done and decoder.unused:
+                self._conn.buf[:0] = decoder.unused
+            if payload:
+                self._pending += payload
+                return True
+        return False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to size bytes of the body (all of it when size is None or negative)."""
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            data = bytes(self._pending)
+            self._pending.clear()
+            return data
+        while len(self._pending) < size and self._fill():
+            if self._pending:
+                break
+        data = bytes(self._pending[:size])
+        del self._pending[:size]
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Read one line (up to size bytes) of the body."""
+        limit = -1 if size is None else size
+        while True:
+            end = self._pending.find(b"\n")
+            if end >= 0:
+                cut = end + 1
+                break
+            if 0 <= limit <= len(self._pending) or not self._fill():
+                cut = len(self._pending)
+                break
+        if 0 <= limit < cut:
+            cut = limit
+        data = bytes(self._pending[:cut])
+        del self._pending[:cut]
+        return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        """Read the remaining lines."""
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                return lines
+
+    def __iter__(self):  # noqa: D105
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def drain(self, limit: int = _DRAIN_LIMIT) -> bool:
+        """Discard what the app left unread; False when the connection must close instead."""
+        if self.complete:
+            return True
+        if self._continue_due:
+            return False  # the client is still waiting for our go-ahead; don't invite the body
+        discarded = len(self._pending)
+        self._pending.clear()
+        while discarded <= limit:
+            if not self._fill():
+                return True
+            discarded += len(self._pending)
+            self._pending.clear()
+        return False
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: lets the server send a real file with os.sendfile."""
+
+    def __init__(self, filelike: Any, blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):  # noqa: D105
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+    def sendfile_source(self) -> tuple[int, int, int] | None:
+        """(fd, offset, size) when the file can go through os.sendfile, else None."""
+        try:
+            fd = self.filelike.fileno()
+            st = os.fstat(fd)
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return None
+        if not os.path.stat.S_ISREG(st.st_mode):
+            return None
+        try:
+            offset = self.filelike.tell()
+        except (AttributeError, OSError):
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+        return fd, offset, max(0, st.st_size - offset)
+
+
+_date_cache: list[Any] = [0, b""]
+
+
+def http_date() -> bytes:
+    """The Date header line, rebuilt at most once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        stamp = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now))
+        _date_cache[1] = ("Date: " + stamp + "\r\n").encode("ascii")
+    return _date_cache[1]
+
+
+class ResponseError(Exception):
+    """The application produced an invalid status or header (a 500, never sent as is)."""
+
+
+class Response:
+    """start_response, write() and the framing of one response on one connection."""
+
+    __slots__ = (
+        "conn",
+        "version",
+        "head_only",
+        "status",
+        "headers",
+        "head_sent",
+        "chunked",
+        "length",
+        "sent",
+        "keep_alive",
+        "input",
+        "status_code",
+    )
+
+    def __init__(self, conn: Connection, head: RequestHead, body: InputStream | None) -> None:
+        self.conn = conn
+        self.version = head.version
+        self.head_only = head.method == "HEAD"
+        self.keep_alive = head.keep_alive
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.head_sent = False
+        self.chunked = False
+        self.length: int | None = None
+        self.sent = 0
+        self.input = body
+        self.status_code = 0
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        """PEP 3333 start_response."""
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called twice without exc_info")
+        if not isinstance(status, str) or not _STATUS.fullmatch(status):
+            raise ResponseError(f"invalid status line from the application: {status!r}")
+        self.status = status
+        self.status_code = int(status[:3])
+        self.headers = headers
+        return self.write
+
+    def _head_bytes(self, body_len: int | None) -> bytes:
+        """Build the response head; body_len is the whole body's size when already known."""
+        status = self.status
+        if status is None:
+            raise ResponseError("the application returned without calling start_response")
+        names = []
+        self.length = None
+        for item in self.headers:
+            name, value = item
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise ResponseError(f"response header is not a pair of str: {item!r}")
+            if not _TOKEN.fullmatch(name) or _BAD_RESPONSE_TEXT.search(value):
+                raise ResponseError(f"invalid response header from the application: {item!r}")
+            lname = name.lower()
+            if lname == "content-length":
+                try:
+                    self.length = int(value)
+                except ValueError:
+                    raise ResponseError(f"invalid Content-Length: {value!r}") from None
+            elif lname == "connection":
+                if "close" in value.lower():
+                    self.keep_alive = False
+                continue
+            elif lname in ("transfer-encoding", "keep-alive"):
+                continue  # hop-by-hop: ours to set (PEP 3333)
+            names.append(item)
+        code = status[:3]
+        lines = [f"{self.version} {status}\r\n"]
+        lines.extend(f"{name}: {value}\r\n" for name, value in names)
+        no_body = code.startswith(_NO_BODY_STATUS)
+        if self.length is None and not no_body:
+            if body_len is not None:
+                self.length = body_len
+                lines.append(f"Content-Length: {body_len}\r\n")
+            elif self.version == "HTTP/1.1":
+                self.chunked = not self.head_only
+                if self.chunked:
+                    lines.append("Transfer-Encoding: chunked\r\n")
+            else:
+                self.keep_alive = False
+        if self.input is not None and not self.input.complete and self.input.continue_pending:
+            self.keep_alive = False  # the body we never asked for may still arrive
+        if not self.keep_alive:
+            lines.append("Connection: close\r\n")
+        elif self.version == "HTTP/1.0":
+            lines.append("Connection: keep-alive\r\n")
+        try:
+            return "".join(lines).encode("latin-1") + http_date() + b"\r\n"
+        except UnicodeEncodeError:
+            raise ResponseError("response head is not latin-1") from None
+
+    def _mark_head_sent(self) -> None:
+        self.head_sent = True
+        if self.input is not None:
+            self.input.response_started = True
+
+    def write(self, data: bytes) -> None:
+        """The write() callable and the path of every body chunk."""
+        if not self.head_sent:
+            head = self._head_bytes(None)
+            self._mark_head_sent()
+            if self.head_only:
+                self.conn.sock.sendall(head)
+                return
+            if self.chunked:
+                if data:
+                    self.conn.sock.sendall(b"%s%x\r\n%s\r\n" % (head, len(data), data))
+                else:
+                    self.conn.sock.sendall(head)
+            else:
+                self._send_framed(data, head)
+            return
+        if self.head_only or not data:
+            return
+        if self.chunked:
+            self.conn.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self._send_framed(data, b"")
+
+    def _send_framed(self, data: bytes, head: bytes) -> None:
+        if self.length is not None:
+            room = self.length - self.sent
+            if len(data) > room:
+                data = data[:room]  # never send more than we promised
+                self.keep_alive = False
+        self.sent += len(data)
+        self.conn.sock.sendall(head + data if head else data)
+
+    def send_single(self, data: bytes) -> None:
+        """Send a whole response whose body is this one chunk (the common case): one syscall."""
+        head = self._head_bytes(len(data))
+        self._mark_head_sent()
+        if self.head_only:
+            self.conn.sock.sendall(head)
+            return
+        if self.length is not None and self.length != len(data):
+            self._send_framed(data, head)
+            return
+        self.sent = len(data)
+        self.conn.sock.sendall(head + data)
+
+    def send_file(self, wrapper: FileWrapper) -> bool:
+        """Send a file with os.sendfile; False when it can't (the caller iterates instead)."""
+        source = wrapper.sendfile_source()
+        if source is None or self.chunked:
+            return False
+        fd, offset, size = source
+        if not self.head_sent:
+            if self.length is None and not self.status.startswith(_NO_BODY_STATUS):  # type: ignore[union-attr]
+                head = self._head_bytes(size)
+            else:
+                head = self._head_bytes(None)
+            self._mark_head_sent()
+            self.conn.sock.sendall(head)
+        if self.head_only:
+            return True
+        if self.length is not None:
+            size = min(size, self.length - self.sent)
+        sock = self.conn.sock
+        while size > 0:
+            try:
+                n = sock.sendfile(_FileRange(fd), offset, size)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if n == 0:
+                break
+            offset += n
+            size -= n
+            self.sent += n
+        return True
+
+    def finish(self) -> None:
+        """End the response (send the head if nothing was written, the last chunk if chunked)."""
+        if not self.head_sent:
+            self.send_single(b"")
+            return
+        if self.chunked and not self.head_only:
+            self.conn.sock.sendall(b"0\r\n\r\n")
+        elif self.length is not None and self.sent < self.length and not self.head_only:
+            self.keep_alive = False  # promised more than the app gave: the client must see a close
+
+
+class _FileRange:
+    """The minimal file object socket.sendfile needs, over a raw fd."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+@dataclass(slots=True)
+class RequestOutcome:
+    """What happened to one request, for the access log and the keep-alive decision."""
+
+    status: int
+    sent: int
+    keep_alive: bool
+
+
+def build_environ(
+    conn: Connection,
+    head: RequestHead,
+    route: RouteMatch,
+    body: InputStream,
+    header_keys: dict[str, str],
+) -> dict[str, Any]:
+    """The WSGI environ for one request (the per-connection part is copied, not rebuilt)."""
+    env = conn.base_environ.copy()
+    env["REQUEST_METHOD"] = head.method
+    env["SCRIPT_NAME"] = route.script_name
+    env["PATH_INFO"] = route.path_info
+    env["QUERY_STRING"] = head.query
+    env["RAW_URI"] = env["REQUEST_URI"] = head.target
+    env["SERVER_PROTOCOL"] = head.version
+    env["wsgi.input"] = body
+    env["groupserver.route"] = route.name
+    env["groupserver.queue_start"] = conn.queue_start_us
+    for name, value in head.headers:
+        key = header_keys.get(name)
+        if key is None:
+            key = _environ_key(name)
+            if len(header_keys) < 2048:
+                header_keys[name] = key
+        if key in env and key.startswith("HTTP_"):
+            env[key] += "," + value
+        else:
+            env[key] = value
+    env.pop("HTTP_CONTENT_LENGTH", None)
+    env.pop("HTTP_CONTENT_TYPE", None)
+    if route.environ:
+        env.update(route.environ)
+    return env
+
+
+def _environ_key(name: str) -> str:
+    upper = name.upper().replace("-", "_")
+    if upper in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        return upper
+    return "HTTP_" + upper
+
+
+def run_app(
+    app: Callable[..., Iterable[bytes]],
+    conn: Connection,
+    head: RequestHead,
+    route: RouteMatch,
+    header_keys: dict[str, str],
+    max_body: int | None,
+) -> RequestOutcome:
+    """Call the application for one request and write its response; never raises for app errors."""
+    body = InputStream(conn, head.content_length, head.chunked, head.expect_continue, max_body)
+    env = build_environ(conn, head, route, body, header_keys)
+    if head.content_length is not None:
+        env["CONTENT_LENGTH"] = str(head.content_length)
+    response = Response(conn, head, body)
+    result = None
+    try:
+        result = app(env, response.start_response)
+        if isinstance(result, FileWrapper) and response.status is not None:
+            if not response.send_file(result):
+                for chunk in result:
+                    response.write(chunk)
+        elif type(result) is list and len(result) == 1 and not response.head_sent:
+            response.send_single(result[0])
+        else:
+            for chunk in result:
+                if chunk:
+                    response.write(chunk)
+        response.finish()
+    except (ConnectionError, TimeoutError, ClientDisconnected) as exc:
+        log.debug("client went away during %s %s: %s", head.method, head.target, exc)
+        return RequestOutcome(response.status_code or 499, response.sent, False)
+    except HttpError as exc:
+        # raised from wsgi.input: a malformed or oversized body
+        return _fail(conn, response, exc.status, head, None)
+    except Exception as exc:  # the application's own failure
+        return _fail(conn, response, 500, head, exc)
+    finally:
+        if result is not None and hasattr(result, "close"):
+            try:
+                result.close()
+            except Exception:
+                log.exception("close() of the response iterable failed for %s", head.target)
+    keep = response.keep_alive and body.drain()
+    return RequestOutcome(response.status_code, response.sent, keep)
+
+
+def _fail(
+    conn: Connection, response: Response, status: int, head: RequestHead, exc: Exception | None
+) -> RequestOutcome:
+    if exc is not None:
+        log.error(
+            "error in the application for %s %s",
+            head.method,
+            head.target,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+    if not response.head_sent:
+        try:
+            conn.sock.sendall(error_response(status))
+        except OSError:
+            pass
+        return RequestOutcome(status, 0, False)
+    return RequestOutcome(response.status_code, response.sent, False)
+
+
+def error_stream() -> Any:
+    """wsgi.errors."""
+    return sys.stderr
+
+
+__all__ = [
+    "ClientDisconnected",
+    "Connection",
+    "FileWrapper",
+    "InputStream",
+    "RequestOutcome",
+    "Response",
+    "base_environ_for",
+    "build_environ",
+    "reason_phrase",
+    "run_app",
+]

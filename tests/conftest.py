@@ -1,0 +1,265 @@
+"""Fixtures that run a real groupserver (master, front, workers) from a YAML string."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+APPS = Path(__file__).parent / "apps"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):
+    """Poll predicate until it returns something truthy; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+class RunningServer:
+    """A groupserver started as `python -m groupserver serve site.yaml` in a temp dir."""
+
+    def __init__(self, directory: Path, yaml_text: str) -> None:
+        self.dir = directory
+        self.config = directory / "site.yaml"
+        self.config.write_text(textwrap.dedent(yaml_text))
+        self.log_path = directory / "server.log"
+        self.proc: subprocess.Popen | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.known_pids: set[int] = set()
+
+    def start(self, wait_ready: bool = True) -> RunningServer:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "groupserver", "serve", str(self.config)],
+            cwd=self.dir,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        match = wait_for(lambda: self._listening() or self._died(), timeout=15)
+        if isinstance(match, str):
+            raise AssertionError(f"server failed to start:\n{match}")
+        if wait_ready:
+            self.wait_log("ready:")
+        self.remember_pids()
+        return self
+
+    def _died(self) -> str | None:
+        if self.proc is not None and self.proc.poll() is not None:
+            return self.log()
+        return None
+
+    def _listening(self) -> bool:
+        m = re.search(r"listening on (\S+?):(\d+)(,|\s|$)", self.log())
+        if m:
+            self.host = m.group(1).strip("[]")
+            self.port = int(m.group(2))
+            return True
+        return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str | re.Pattern, timeout: float = 15.0, count: int = 1) -> str:
+        def found():
+            log = self.log()
+            if isinstance(text, str):
+                return log.count(text) >= count and log
+            return len(text.findall(log)) >= count and log
+
+        return wait_for(found, timeout=timeout)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def children(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def remember_pids(self) -> None:
+        self.known_pids.update(p.pid for p in self.children())
+
+    def processes_titled(self, title: str) -> list[psutil.Process]:
+        found = []
+        for proc in self.children():
+            try:
+                if " ".join(proc.cmdline()).strip() == title:
+                    found.append(proc)
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    def send_signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def connection(self, timeout: float = 10.0) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10.0,
+                encode_chunked: bool = False):
+        conn = self.connection(timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {},
+                         encode_chunked=encode_chunked)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, dict(resp.getheaders()), data
+        finally:
+            conn.close()
+
+    def get_json(self, path: str, **kw) -> dict:
+        status, _, data = self.request("GET", path, **kw)
+        assert status == 200, (status, data)
+        return json.loads(data)
+
+    def raw(self, data: bytes, timeout: float = 5.0) -> bytes:
+        """Send raw bytes, read until the server closes (or timeout); return what came back."""
+        with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
+            sock.sendall(data)
+            chunks = []
+            try:
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            except TimeoutError:
+                pass
+            return b"".join(chunks)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        self.remember_pids()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.proc.wait(5)
+                raise AssertionError("server did not stop within the timeout") from None
+        self.log_file.close()
+        return self.proc.returncode
+
+    def leftovers(self) -> list[int]:
+        alive = []
+        for pid in self.known_pids:
+            try:
+                proc = psutil.Process(pid)
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+    def kill_everything(self) -> None:
+        for pid in list(self.known_pids) + ([self.pid] if self.proc else []):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc is not None:
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Start servers from YAML; on teardown stop them and assert that no process is left."""
+    servers: list[RunningServer] = []
+
+    def factory(yaml_text: str, start: bool = True, wait_ready: bool = True) -> RunningServer:
+        directory = tmp_path / f"server{len(servers)}"
+        directory.mkdir()
+        server = RunningServer(directory, yaml_text)
+        servers.append(server)
+        if start:
+            server.start(wait_ready=wait_ready)
+        return server
+
+    yield factory
+    problems = []
+    for server in servers:
+        try:
+            server.stop()
+        except AssertionError as exc:
+            problems.append(str(exc))
+        left = wait_for_gone(server)
+        if left:
+            server.kill_everything()
+            problems.append(f"processes left after stop: {left}")
+    if problems:
+        pytest.fail("; ".join(problems))
+
+
+def split_responses(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Split a byte stream of Content-Length framed responses into (head, body) pairs."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        assert sep, data
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        out.append((head, rest[:length]))
+        data = rest[length:]
+    return out
+
+
+def wait_for_gone(server: RunningServer, timeout: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = server.leftovers()
+        if not left:
+            return []
+        time.sleep(0.05)
+    return server.leftovers()
+
+
+def site_yaml(groups: dict[str, dict], routes: str = "", default_group: str | None = "main",
+              extra: str = "") -> str:
+    """Build a site YAML with the echo app for the given groups {name: {processes, threads}}."""
+    lines = ["site: testsite", "listen: ['127.0.0.1:0']", "groups:"]
+    for name, opts in groups.items():
+        lines.append(f"  {name}:")
+        lines.append(f"    app: {opts.get('app', 'echo_app:application')}")
+        for key, value in opts.items():
+            if key != "app":
+                lines.append(f"    {key}: {json.dumps(value)}")
+    if routes:
+        lines.append("routes:")
+        lines.extend("  " + line for line in textwrap.dedent(routes).strip().splitlines())
+    if default_group:
+        lines.append(f"default_group: {default_group}")
+    if extra:
+        lines.extend(textwrap.dedent(extra).strip().splitlines())
+    return "\n".join(lines) + "\n"

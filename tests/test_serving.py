@@ -1,0 +1,315 @@
+"""End-to-end: a real groupserver routes URLs to daemon groups and serves them over real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import psutil
+import pytest
+from conftest import site_yaml, split_responses, wait_for
+
+PARTITIONED = site_yaml(
+    {
+        "main": {"processes": 1, "threads": 5},
+        "volume": {"processes": 3, "threads": 5},
+        "admin": {"processes": 1, "threads": 3},
+    },
+    routes="""
+    - regex: "^/$"
+      group: volume
+      environ: {newrelic.app_name: "My Site (volume);My Site"}
+    - prefix: /publications/article/
+      group: volume
+      environ: {newrelic.app_name: "My Site (volume);My Site"}
+    - prefix: /admin
+      group: admin
+      environ: {newrelic.app_name: "My Site (admin);My Site"}
+    """,
+)
+
+
+@pytest.fixture
+def partitioned(make_server):
+    return make_server(PARTITIONED)
+
+
+def test_each_url_is_served_by_the_group_its_route_names(partitioned):
+    expected = {
+        "/": ("volume", "My Site (volume);My Site"),
+        "/publications/article/7": ("volume", "My Site (volume);My Site"),
+        "/admin/x": ("admin", "My Site (admin);My Site"),
+        "/other": ("main", None),
+    }
+    for path, (group, app_name) in expected.items():
+        seen = partitioned.get_json(path)
+        assert seen["group"] == group, path
+        assert seen["app_name"] == app_name, path
+        assert seen["path_info"] == path
+
+
+def test_process_titles_and_counts_per_group(partitioned):
+    titles = {}
+    for proc in partitioned.children():
+        title = " ".join(proc.cmdline()).strip()
+        titles[title] = titles.get(title, 0) + 1
+    assert titles == {
+        "groupserver: front [testsite]": 1,
+        "(wsgi:main)": 1,
+        "(wsgi:volume)": 3,
+        "(wsgi:admin)": 1,
+    }
+    assert " ".join(psutil.Process(partitioned.pid).cmdline()).strip() == "groupserver: master [testsite]"
+    comms = {p.name() for p in partitioned.children()}
+    assert {"wsgi:main", "wsgi:volume", "wsgi:admin", "gs-front"} <= comms
+
+
+def _stack_mappings(pid: int, size: int) -> int:
+    """Count thread stacks of `size` bytes: a 4 KiB guard page right below `size` bytes of rw memory."""
+    with open(f"/proc/{pid}/maps") as f:
+        rows = []
+        for line in f:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            rows.append((lo, hi, parts[1], len(parts) > 5))
+    count = 0
+    for (lo, hi, perms, named), (lo2, hi2, perms2, named2) in zip(rows, rows[1:]):
+        if perms == "---p" and hi - lo == 4096 and perms2 == "rw-p" and hi == lo2:
+            if not named2 and hi2 - lo2 == size:
+                count += 1
+    return count
+
+
+def test_worker_threads_and_stack_size_as_configured(make_server):
+    server = make_server(
+        site_yaml({"main": {"processes": 2, "threads": 12, "stack_size": "256K"}})
+    )
+    workers = server.processes_titled("(wsgi:main)")
+    assert len(workers) == 2
+    for proc in workers:
+        tasks = os.listdir(f"/proc/{proc.pid}/task")
+        assert len(tasks) == 12 + 1  # request threads + the main thread
+        assert _stack_mappings(proc.pid, 256 * 1024) == 12
+    seen = server.get_json("/x")
+    assert seen["multithread"] is True and seen["multiprocess"] is True
+
+
+VALIDATED = site_yaml({"main": {"processes": 1, "threads": 2}})
+
+
+def test_wsgiref_validator_passes_for_get_post_chunked_head_continue_and_file(make_server):
+    server = make_server(VALIDATED)
+    status, _, data = server.request("GET", "/validate?x=1")
+    assert status == 200 and json.loads(data)["method"] == "GET"
+    status, _, data = server.request("POST", "/validate", body=b"a=1&b=2")
+    assert status == 200 and json.loads(data)["body"] == "a=1&b=2"
+    for kind in ("", "/lines", "/iter", "/small"):
+        body = b"line1\nline2\nline3\nrest of it"
+        chunked = iter([body[:7], body[7:20], body[20:]])
+        status, _, data = server.request(
+            "POST",
+            f"/validate{kind}",
+            body=chunked,
+            headers={"Transfer-Encoding": "chunked"},
+            encode_chunked=True,
+        )
+        assert status == 200, data
+        assert json.loads(data)["body"] == body.decode(), kind
+    status, headers, data = server.request("HEAD", "/validate")
+    assert status == 200 and data == b"" and int(headers["Content-Length"]) > 0
+    reply = server.raw(
+        b"POST /validate HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+        b"Expect: 100-continue\r\nConnection: close\r\n\r\n",
+        timeout=2,
+    )
+    assert reply.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), reply
+    status, headers, data = server.request("GET", "/validate/file")
+    static = (os.path.join(os.path.dirname(__file__), "apps", "static.txt"))
+    assert status == 200 and data == open(static, "rb").read()
+    # unwrapped by the validator, a real file goes out with sendfile and a Content-Length
+    status, headers, data = server.request("GET", "/file")
+    assert status == 200 and data == open(static, "rb").read()
+    assert int(headers["Content-Length"]) == len(data)
+    status, headers, data = server.request("HEAD", "/file")
+    assert status == 200 and data == b"" and int(headers["Content-Length"]) == os.path.getsize(static)
+
+
+def test_expect_continue_then_body_is_answered(make_server):
+    server = make_server(VALIDATED)
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /validate HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200 OK") and b'"body": "hello"' in reply
+
+
+def test_write_callable_generators_and_errors(make_server):
+    server = make_server(VALIDATED)
+    status, headers, data = server.request("GET", "/write")
+    assert (status, data) == (200, b"written-returned")
+    assert headers.get("Transfer-Encoding") == "chunked"
+    status, _, data = server.request("GET", "/stream")
+    assert data == b"part0;part1;part2;part3;part4;"
+    status, _, data = server.request("GET", "/error")
+    assert status == 500 and b"boom" not in data
+    server.wait_log("boom from the test app")
+    assert server.get_json("/still-alive")["group"] == "main"
+
+
+def test_http10_keep_alive_and_framing(make_server):
+    server = make_server(VALIDATED)
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            head = _read_response(sock)
+            assert head.startswith(b"HTTP/1.0 200") and b"Connection: keep-alive" in head
+        sock.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.endswith(b"part4;") and b"Connection: close" in data
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """Read one Content-Length framed response."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head + b"\r\n\r\n" + rest
+
+
+def test_one_keep_alive_connection_moves_between_groups(partitioned):
+    conn = partitioned.connection()
+    seen = []
+    for path in ("/admin/a", "/", "/admin/b", "/other", "/publications/article/1"):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        seen.append(json.loads(resp.read())["group"])
+        assert not resp.will_close
+    conn.close()
+    assert seen == ["admin", "volume", "admin", "main", "volume"]
+
+
+def test_pipelined_requests_are_answered_in_order(partitioned):
+    paths = ["/admin/1", "/2", "/admin/3", "/", "/5"]
+    burst = b"".join(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % p.encode() for p in paths)
+    burst += b"GET /last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    reply = partitioned.raw(burst, timeout=10)
+    bodies = [json.loads(body) for _, body in split_responses(reply)]
+    assert [b["path_info"] for b in bodies] == paths + ["/last"]
+
+
+def test_killed_worker_is_replaced_and_waiting_requests_are_answered(make_server):
+    server = make_server(site_yaml({"main": {"processes": 1, "threads": 1}}))
+    (victim,) = server.processes_titled("(wsgi:main)")
+    results = []
+
+    def client(n):
+        try:
+            results.append(server.get_json(f"/sleep?s=0.3&n={n}", timeout=30)["pid"])
+        except Exception as exc:  # noqa: BLE001
+            results.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # one request is in the worker, the rest wait in the group's queue
+    victim.kill()
+    for t in threads:
+        t.join(40)
+    errors = [r for r in results if isinstance(r, Exception)]
+    # the request the killed worker was serving is lost with it; every queued one is answered
+    assert len(errors) <= 1, errors
+    assert len(results) == 6
+    replacement = wait_for(lambda: server.processes_titled("(wsgi:main)"))
+    assert replacement[0].pid != victim.pid
+    assert server.wait_log("died unexpectedly")
+
+
+def test_hup_reload_while_clients_run_fails_no_request(partitioned):
+    stop = threading.Event()
+    failures, served = [], []
+
+    def loop(path):
+        conn = None
+        while not stop.is_set():
+            try:
+                if conn is None or served and len(served) % 7 == 0:
+                    if conn is not None:
+                        conn.close()
+                    conn = partitioned.connection()
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                (served if resp.status == 200 else failures).append(resp.status)
+            except Exception as exc:  # noqa: BLE001
+                failures.append(repr(exc))
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    old = {p.pid for p in partitioned.children()}
+    clients = [threading.Thread(target=loop, args=(p,)) for p in ("/", "/admin/x", "/y")]
+    for t in clients:
+        t.start()
+    time.sleep(0.5)
+    partitioned.send_signal(signal.SIGHUP)
+    partitioned.wait_log("reload: generation 1 serving")
+    wait_for(lambda: not (old & {p.pid for p in partitioned.children()}), timeout=20)
+    partitioned.remember_pids()
+    time.sleep(0.5)
+    stop.set()
+    for t in clients:
+        t.join(20)
+    assert failures == []
+    assert len(served) > 50
+
+
+def test_invalid_config_on_hup_keeps_the_running_site(partitioned):
+    partitioned.config.write_text("site: x\ngroups: {main: {app: a:b, threads: 0}}\n")
+    partitioned.send_signal(signal.SIGHUP)
+    partitioned.wait_log("reload refused")
+    assert "groups.main.threads" in partitioned.log()
+    assert partitioned.get_json("/admin/x")["group"] == "admin"
+
+
+def test_term_lets_the_slow_request_finish_then_everything_exits(make_server):
+    server = make_server(site_yaml({"main": {"processes": 1, "threads": 2}}))
+    result = {}
+
+    def slow():
+        result["reply"] = server.get_json("/sleep?s=1.5", timeout=20)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.4)
+    server.stop(signal.SIGTERM)
+    t.join(10)
+    assert result["reply"]["group"] == "main"
+    assert server.proc.returncode == 0
+
+
+def test_a_group_whose_app_cannot_load_backs_off_without_hurting_others(make_server):
+    server = make_server(
+        site_yaml(
+            {"main": {"processes": 1, "threads": 1}, "broken": {"app": "no_such_module:app"}},
+            routes="- prefix: /broken\n  group: broken",
+        ),
+        wait_ready=False,
+    )
+    server.wait_log("died at start-up", count=2)
+    assert "cannot import no_such_module" in server.log()
+    assert server.get_json("/fine")["group"] == "main"
+    assert "replacing it in 1.0s" in server.log()  # exponential back-off: 0.5s, 1s, ...
