@@ -19,5 +19,7 @@ def application(environ, start_response):
             "app_name": environ.get("newrelic.app_name"),
         }
     ).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
     return [body]

@@ -23,7 +23,9 @@ def prepare_environment(
     if chdir:
         os.chdir(os.path.join(base_dir or ".", chdir) if base_dir else chdir)
     for entry in reversed(python_path):
-        path = os.path.abspath(entry if os.path.isabs(entry) else os.path.join(base_dir or ".", entry))
+        path = os.path.abspath(
+            entry if os.path.isabs(entry) else os.path.join(base_dir or ".", entry)
+        )
         if path not in sys.path:
             sys.path.insert(0, path)
     if "" not in sys.path and os.getcwd() not in sys.path:

@@ -90,7 +90,7 @@ class FrontServer:
                 events = self.ep.poll(1.0)
             except InterruptedError:
                 events = []
-            for fd, mask in events:
+            for fd, _mask in events:
                 lsock = self.listen_fds.get(fd)
                 if lsock is not None:
                     if self.accepting:

@@ -69,7 +69,7 @@ class HandoffChannel:
         flags: int = 0,
         wait: float = 0.0,
     ) -> None:
-        """Queue ``conn`` (with ``data`` already read from it) for the group; the caller closes conn.
+        """Queue ``conn`` with the ``data`` already read from it; the caller then closes conn.
 
         Raises ChannelFull when the queue stays full for ``wait`` seconds.
         """

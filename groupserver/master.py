@@ -308,7 +308,9 @@ class Master:
 
     def _maybe_finish_reload(self, now: float) -> None:
         new = [c for c in self.children.values() if c.generation == self.generation]
-        if not all(c.ready for c in new) or len(new) < 1 + sum(map(self._wanted, self.config.groups)):
+        if not all(c.ready for c in new) or len(new) < 1 + sum(
+            map(self._wanted, self.config.groups)
+        ):
             if now - (self.reload_started or now) > 60 and self.reload_started is not None:
                 log.error("reload: the new generation is not ready after 60s; old workers stay")
                 self.reload_started = None

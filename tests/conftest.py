@@ -122,12 +122,20 @@ class RunningServer:
     def connection(self, timeout: float = 10.0) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
-    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10.0,
-                encode_chunked: bool = False):
+    def request(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        headers=None,
+        timeout: float = 10.0,
+        encode_chunked: bool = False,
+    ):
         conn = self.connection(timeout)
         try:
-            conn.request(method, path, body=body, headers=headers or {},
-                         encode_chunked=encode_chunked)
+            conn.request(
+                method, path, body=body, headers=headers or {}, encode_chunked=encode_chunked
+            )
             resp = conn.getresponse()
             data = resp.read()
             return resp.status, dict(resp.getheaders()), data
@@ -245,8 +253,9 @@ def wait_for_gone(server: RunningServer, timeout: float = 10.0) -> list[int]:
     return server.leftovers()
 
 
-def site_yaml(groups: dict[str, dict], routes: str = "", default_group: str | None = "main",
-              extra: str = "") -> str:
+def site_yaml(
+    groups: dict[str, dict], routes: str = "", default_group: str | None = "main", extra: str = ""
+) -> str:
     """Build a site YAML with the echo app for the given groups {name: {processes, threads}}."""
     lines = ["site: testsite", "listen: ['127.0.0.1:0']", "groups:"]
     for name, opts in groups.items():

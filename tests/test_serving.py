@@ -63,13 +63,16 @@ def test_process_titles_and_counts_per_group(partitioned):
         "(wsgi:volume)": 3,
         "(wsgi:admin)": 1,
     }
-    assert " ".join(psutil.Process(partitioned.pid).cmdline()).strip() == "groupserver: master [testsite]"
+    assert (
+        " ".join(psutil.Process(partitioned.pid).cmdline()).strip()
+        == "groupserver: master [testsite]"
+    )
     comms = {p.name() for p in partitioned.children()}
     assert {"wsgi:main", "wsgi:volume", "wsgi:admin", "gs-front"} <= comms
 
 
 def _stack_mappings(pid: int, size: int) -> int:
-    """Count thread stacks of `size` bytes: a 4 KiB guard page right below `size` bytes of rw memory."""
+    """Count thread stacks of `size` bytes: a 4 KiB guard page right below `size` rw bytes."""
     with open(f"/proc/{pid}/maps") as f:
         rows = []
         for line in f:
@@ -77,7 +80,7 @@ def _stack_mappings(pid: int, size: int) -> int:
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
             rows.append((lo, hi, parts[1], len(parts) > 5))
     count = 0
-    for (lo, hi, perms, named), (lo2, hi2, perms2, named2) in zip(rows, rows[1:]):
+    for (lo, hi, perms, _), (lo2, hi2, perms2, named2) in zip(rows, rows[1:], strict=False):
         if perms == "---p" and hi - lo == 4096 and perms2 == "rw-p" and hi == lo2:
             if not named2 and hi2 - lo2 == size:
                 count += 1
@@ -85,9 +88,7 @@ def _stack_mappings(pid: int, size: int) -> int:
 
 
 def test_worker_threads_and_stack_size_as_configured(make_server):
-    server = make_server(
-        site_yaml({"main": {"processes": 2, "threads": 12, "stack_size": "256K"}})
-    )
+    server = make_server(site_yaml({"main": {"processes": 2, "threads": 12, "stack_size": "256K"}}))
     workers = server.processes_titled("(wsgi:main)")
     assert len(workers) == 2
     for proc in workers:
@@ -128,14 +129,16 @@ def test_wsgiref_validator_passes_for_get_post_chunked_head_continue_and_file(ma
     )
     assert reply.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), reply
     status, headers, data = server.request("GET", "/validate/file")
-    static = (os.path.join(os.path.dirname(__file__), "apps", "static.txt"))
+    static = os.path.join(os.path.dirname(__file__), "apps", "static.txt")
     assert status == 200 and data == open(static, "rb").read()
     # unwrapped by the validator, a real file goes out with sendfile and a Content-Length
     status, headers, data = server.request("GET", "/file")
     assert status == 200 and data == open(static, "rb").read()
     assert int(headers["Content-Length"]) == len(data)
     status, headers, data = server.request("HEAD", "/file")
-    assert status == 200 and data == b"" and int(headers["Content-Length"]) == os.path.getsize(static)
+    assert (
+        status == 200 and data == b"" and int(headers["Content-Length"]) == os.path.getsize(static)
+    )
 
 
 def test_expect_continue_then_body_is_answered(make_server):

@@ -12,7 +12,9 @@ DATA_FILE = os.path.join(os.path.dirname(__file__), "static.txt")
 
 def _json(start_response, payload, status="200 OK"):
     body = json.dumps(payload).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
     return [body]
 
 
@@ -86,8 +88,12 @@ def _validated(environ, start_response):
         body = b"".join(parts)
     else:
         length = environ.get("CONTENT_LENGTH")
-        body = stream.read(int(length)) if length else b"".join(iter(lambda: stream.read(4096), b""))
+        body = (
+            stream.read(int(length)) if length else b"".join(iter(lambda: stream.read(4096), b""))
+        )
     payload = json.dumps({"body": body.decode("latin-1"), "method": environ["REQUEST_METHOD"]})
     data = payload.encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
     return [data]
