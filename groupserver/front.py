@@ -23,15 +23,13 @@ from typing import Any
 
 from groupserver.config import SiteConfig
 from groupserver.handoff import ChannelFull, HandoffChannel, now_us
-from groupserver.http.parser import DEFAULT_LIMITS, HttpError, parse_head
+from groupserver.http.parser import HttpError, Limits, parse_head
 from groupserver.http.response import error_response
 from groupserver.proctitle import set_process_title
 from groupserver.routing import Router
 
 log = logging.getLogger("groupserver.front")
 
-HEAD_TIMEOUT = 10.0
-MAX_PENDING = 10_000  # connections whose head is arriving or whose group queue is full
 _RECV = 65536
 _ACCEPT_BATCH = 64
 
@@ -60,6 +58,12 @@ class FrontServer:
         self.listeners = listeners
         self.channels = channels
         self.router = Router(site.routes, site.default_group)
+        limits = site.limits
+        self.head_limits = Limits(
+            limits.max_request_line, limits.max_header_count, limits.max_head_size
+        )
+        self.head_timeout = limits.head_timeout
+        self.max_pending = limits.max_connections
         self.ready_fd = ready_fd
         self.master_pid = master_pid
         self.ep = select.epoll()
@@ -112,12 +116,12 @@ class FrontServer:
                 busy = self.heads or any(self.queued.values())
                 if not busy or now > self.stop_deadline:
                     return 0
-            elif not self.accepting and self._pending_count() < MAX_PENDING // 2:
+            elif not self.accepting and self._pending_count() < self.max_pending // 2 + 1:
                 self._start_accepting()
 
     def _on_term(self, signum: int, frame: Any) -> None:
         self.stopping = True
-        self.stop_deadline = time.monotonic() + HEAD_TIMEOUT
+        self.stop_deadline = time.monotonic() + self.head_timeout
 
     def _on_quit(self, signum: int, frame: Any) -> None:
         os._exit(0)
@@ -152,7 +156,7 @@ class FrontServer:
             if tcp:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._read_head(_Pending(sock, now_us(), time.monotonic()))
-        if self._pending_count() >= MAX_PENDING:
+        if self._pending_count() >= self.max_pending:
             self._stop_accepting()
 
     def _read_head(self, pending: _Pending) -> None:
@@ -169,7 +173,7 @@ class FrontServer:
             return
         pending.buf += data
         try:
-            parsed = parse_head(pending.buf, DEFAULT_LIMITS)
+            parsed = parse_head(pending.buf, self.head_limits)
         except HttpError as exc:
             self._reject(pending, exc.status)
             return
@@ -249,7 +253,7 @@ class FrontServer:
         self.ep.unregister(channel.send_end.fileno())
 
     def _sweep(self, now: float) -> None:
-        for pending in [p for p in self.heads.values() if now - p.started > HEAD_TIMEOUT]:
+        for pending in [p for p in self.heads.values() if now - p.started > self.head_timeout]:
             if pending.buf:
                 self._reject(pending, 408)
             else:

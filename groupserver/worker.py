@@ -30,8 +30,9 @@ from typing import Any
 from groupserver.accesslog import AccessLog
 from groupserver.appload import AppLoadError, load_app, prepare_environment
 from groupserver.config import SiteConfig
+from groupserver.config.limits import effective_limits
 from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_MESSAGE, ChannelFull, HandoffChannel, now_us
-from groupserver.http.parser import DEFAULT_LIMITS, HttpError, parse_head
+from groupserver.http.parser import HttpError, Limits, parse_head
 from groupserver.http.response import error_response
 from groupserver.proctitle import set_process_title
 from groupserver.routing import Router
@@ -44,11 +45,6 @@ EXIT_APP_LOAD_FAILED = 3
 _EPOLLIN = select.EPOLLIN
 _ONESHOT = select.EPOLLIN | select.EPOLLONESHOT | select.EPOLLRDHUP
 _RECV = 65536
-
-# Defaults until the limits/timeouts issue makes them configurable.
-HEAD_TIMEOUT = 10.0
-KEEPALIVE_TIMEOUT = 5.0
-IO_TIMEOUT = 30.0
 
 _CHANNEL = object()
 _WAKE = object()
@@ -87,13 +83,16 @@ def run_worker(spec: WorkerSpec) -> None:
     os._exit(code)
 
 
-def _set_io_timeouts(sock: socket.socket, seconds: float) -> None:
+def _timeval(seconds: float) -> bytes:
+    return struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
+
+
+def _set_io_timeouts(sock: socket.socket, recv: bytes, send: bytes) -> None:
     # Kernel-side timeouts keep every send/recv a single syscall (a Python-level timeout polls
     # before each one).
-    tv = struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
     sock.setblocking(True)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, recv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, send)
 
 
 class WorkerServer:
@@ -109,6 +108,19 @@ class WorkerServer:
         self.router = Router(spec.site.routes, spec.site.default_group)
         self.access_log = AccessLog.open(spec.site.access_log, spec.group)
         self.threads = self.config.threads
+        site_limits = spec.site.limits
+        self.limits = limits = effective_limits(site_limits, self.config.limits)
+        self.head_limits = Limits(
+            site_limits.max_request_line, site_limits.max_header_count, site_limits.max_head_size
+        )
+        self.recv_timeout = _timeval(limits.body_timeout)
+        self.send_timeout = _timeval(limits.write_timeout)
+        self.route_body_limits = [
+            limits.max_body_size if r.max_body_size is None else r.max_body_size
+            for r in spec.site.routes
+        ]
+        self.open_conns = 0
+        self.at_capacity = False
         self.constants = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
@@ -276,10 +288,11 @@ class WorkerServer:
     def _on_handoff(self, handoff: Any) -> None:
         sock = handoff.sock
         try:
-            _set_io_timeouts(sock, IO_TIMEOUT)
+            _set_io_timeouts(sock, self.recv_timeout, self.send_timeout)
         except OSError:
             sock.close()
             return
+        self._count_conn(1)
         conn = Connection(sock, handoff.data, base_environ_for(sock, self.constants))
         conn.queue_start_us = handoff.queue_start_us
         if handoff.flags & FLAG_NEEDS_HEAD and not conn.buf:
@@ -305,7 +318,7 @@ class WorkerServer:
         """Serve every complete request in conn's buffer, then park, pass on or close it."""
         while True:
             try:
-                parsed = parse_head(conn.buf, DEFAULT_LIMITS)
+                parsed = parse_head(conn.buf, self.head_limits)
             except HttpError as exc:
                 self._reject(conn, exc.status)
                 return
@@ -321,11 +334,16 @@ class WorkerServer:
                 self._pass_on(conn, route.group)
                 return
             del conn.buf[:consumed]
-            if self.mode == "drain":
-                head.keep_alive = False
             conn.requests += 1
+            if self.mode == "drain" or conn.requests == self.limits.max_keepalive_requests:
+                head.keep_alive = False
+            max_body = (
+                self.limits.max_body_size
+                if route.index is None
+                else self.route_body_limits[route.index]
+            )
             started = time.perf_counter()
-            outcome = run_app(self.app, conn, head, route, self.header_keys, None)
+            outcome = run_app(self.app, conn, head, route, self.header_keys, max_body)
             if self.access_log.enabled:
                 self.access_log.write(conn, head, outcome, time.perf_counter() - started)
             conn.queue_start_us = 0
@@ -371,6 +389,21 @@ class WorkerServer:
     def _close(self, conn: Connection) -> None:
         self._forget(conn)
         conn.close()
+        self._count_conn(-1)
+
+    def _count_conn(self, delta: int) -> None:
+        """Track the connections this worker holds; at the cap, stop taking new ones."""
+        with self.cond:
+            self.open_conns += delta
+            full = self.open_conns >= self.limits.max_connections_per_worker
+            if full == self.at_capacity or not self.taking:
+                return
+            self.at_capacity = full
+            fd = self.channel.recv_end.fileno()
+            if full:
+                self.ep.unregister(fd)
+            else:
+                self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
 
     def _reject(self, conn: Connection, status: int) -> None:
         try:
@@ -387,18 +420,23 @@ class WorkerServer:
             self._reject(conn, 503)
             return
         try:
-            channel.send(conn.sock, conn.buf, conn.queue_start_us or None, flags, wait=IO_TIMEOUT)
+            channel.send(
+                conn.sock, conn.buf, conn.queue_start_us or None, flags, self.limits.write_timeout
+            )
         except (ChannelFull, OSError) as exc:
             log.warning("cannot hand a connection to group %s: %s", group, exc)
             self._reject(conn, 503)
             return
         conn.close()
+        self._count_conn(-1)
 
     def _sweep(self, now: float) -> None:
         """Close keep-alive connections idle too long; 408 heads that arrive too slowly."""
         expired = []
         for fd, conn in list(self.parked.items()):
-            limit = HEAD_TIMEOUT if conn.buf else KEEPALIVE_TIMEOUT
+            limit = (
+                self.spec.site.limits.head_timeout if conn.buf else self.limits.keepalive_timeout
+            )
             if now - conn.last_active > limit and self.parked.pop(fd, None) is not None:
                 expired.append(conn)
         for conn in expired:
@@ -412,6 +450,8 @@ class WorkerServer:
     def _stop_taking(self) -> None:
         if self.taking:
             self.taking = False
+            if self.at_capacity:
+                return  # already unregistered
             try:
                 self.ep.unregister(self.channel.recv_end.fileno())
             except OSError:

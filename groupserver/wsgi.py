@@ -21,7 +21,7 @@ from typing import Any
 
 from groupserver.http.body import ChunkedDecoder
 from groupserver.http.parser import HttpError, RequestHead
-from groupserver.http.response import error_response, reason_phrase
+from groupserver.http.response import error_response
 from groupserver.routing import RouteMatch
 
 log = logging.getLogger("groupserver.worker")
@@ -515,6 +515,8 @@ def build_environ(
             key = _environ_key(name)
             if len(header_keys) < 2048:
                 header_keys[name] = key
+        if not key:
+            continue
         if key in env and key.startswith("HTTP_"):
             env[key] += "," + value
         else:
@@ -527,6 +529,10 @@ def build_environ(
 
 
 def _environ_key(name: str) -> str:
+    if "_" in name:
+        # X_Forwarded_For and X-Forwarded-For would both become HTTP_X_FORWARDED_FOR: a client
+        # could spoof a header a proxy set. Drop the underscore spelling (as gunicorn does).
+        return ""
     upper = name.upper().replace("-", "_")
     if upper in ("CONTENT_TYPE", "CONTENT_LENGTH"):
         return upper
@@ -542,7 +548,14 @@ def run_app(
     max_body: int | None,
 ) -> RequestOutcome:
     """Call the application for one request and write its response; never raises for app errors."""
-    body = InputStream(conn, head.content_length, head.chunked, head.expect_continue, max_body)
+    try:
+        body = InputStream(conn, head.content_length, head.chunked, head.expect_continue, max_body)
+    except HttpError as exc:  # Content-Length over the limit: refuse before the app runs
+        try:
+            conn.sock.sendall(error_response(exc.status))
+        except OSError:
+            pass
+        return RequestOutcome(exc.status, 0, False)
     env = build_environ(conn, head, route, body, header_keys)
     if head.content_length is not None:
         env["CONTENT_LENGTH"] = str(head.content_length)
@@ -612,6 +625,5 @@ __all__ = [
     "Response",
     "base_environ_for",
     "build_environ",
-    "reason_phrase",
     "run_app",
 ]

@@ -26,7 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from groupserver.config.units import format_size, parse_size
+from groupserver.config.limits import GroupLimits, SiteLimits, Size
+from groupserver.config.units import DocType, format_size, parse_size
 
 __all__ = [
     "GroupConfig",
@@ -62,13 +63,6 @@ _RESERVED_ENVIRON = frozenset(
         "REMOTE_PORT",
     }
 )
-
-
-class DocType:
-    """Annotation marker: how docs/configuration.md names a field's type."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
 
 
 def problem(reason: str, *, show_input: bool = True) -> PydanticCustomError:
@@ -287,6 +281,10 @@ class GroupConfig(BaseModel):
         description="stack size of each request thread; below 256K regex, json and C "
         "extensions may overflow it (warning), below 64K is refused (unset: system default)",
     )
+    limits: GroupLimits = Field(
+        default_factory=GroupLimits,
+        description="overrides of the site's limits and timeouts for this group (see limits)",
+    )
     display_name: str = Field(
         "(wsgi:%{GROUP})",
         min_length=1,
@@ -384,6 +382,9 @@ class RouteConfig(BaseModel):
     environ: StrMapping = Field(
         default_factory=dict,
         description="extra WSGI environ keys for matching requests (like Apache SetEnv)",
+    )
+    max_body_size: Size | None = Field(
+        None, ge=0, description="largest request body for this route (413); unset: the group's"
     )
 
     @field_validator("prefix", "exact")
@@ -509,6 +510,9 @@ class SiteConfig(BaseModel):
     error_log: str | None = Field(None, description="error log file path (unset: stderr)")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="error log verbosity"
+    )
+    limits: SiteLimits = Field(
+        default_factory=SiteLimits, description="HTTP limits and timeouts (see limits below)"
     )
     graceful_timeout: StrictFloat = Field(
         30.0, ge=0, le=3600, description="seconds a TERM waits for in-flight requests"

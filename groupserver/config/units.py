@@ -46,3 +46,10 @@ def format_size(n: int) -> str:
         if n and n % multiplier == 0:
             return f"{n // multiplier}{suffix}"
     return str(n)
+
+
+class DocType:
+    """Annotation marker: how docs/configuration.md names a field's type."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
