@@ -27,6 +27,7 @@ from groupserver.http.parser import HttpError, Limits, parse_head
 from groupserver.http.response import error_response
 from groupserver.proctitle import set_process_title
 from groupserver.routing import Router
+from groupserver.scoreboard import READY, Scoreboard
 
 log = logging.getLogger("groupserver.front")
 
@@ -53,8 +54,13 @@ class FrontServer:
         channels: dict[str, HandoffChannel],
         ready_fd: int,
         master_pid: int,
+        scoreboard: Scoreboard,
+        slot: int,
+        group_indices: dict[str, int],
     ) -> None:
         self.site = site
+        self.slot = scoreboard[slot]
+        self.group_indices = group_indices
         self.listeners = listeners
         self.channels = channels
         self.router = Router(site.routes, site.default_group)
@@ -86,8 +92,9 @@ class FrontServer:
         for lsock in self.listeners:
             lsock.setblocking(False)
         self._start_accepting()
-        os.write(self.ready_fd, b"R")
-        os.close(self.ready_fd)
+        self.slot.pid = os.getpid()
+        self.slot.state = READY
+        os.write(self.ready_fd, b"ready\n")
         next_sweep = time.monotonic() + 1.0
         while True:
             try:
@@ -230,6 +237,7 @@ class FrontServer:
                 self._reject(pending, 503)
                 return
             pending.sock.close()
+            self.slot.handed[self.group_indices[group]] += 1
             return
         queue.append(pending)
 
@@ -250,6 +258,7 @@ class FrontServer:
                 continue
             queue.popleft()
             pending.sock.close()
+            self.slot.handed[self.group_indices[group]] += 1
         self.ep.unregister(channel.send_end.fileno())
 
     def _sweep(self, now: float) -> None:
@@ -266,7 +275,13 @@ def run_front(
     channels: dict[str, HandoffChannel],
     ready_fd: int,
     master_pid: int,
+    scoreboard: Scoreboard,
+    slot: int,
+    group_indices: dict[str, int],
 ) -> None:
     """Body of the front process; never returns."""
-    code = FrontServer(site, listeners, channels, ready_fd, master_pid).run()
+    server = FrontServer(
+        site, listeners, channels, ready_fd, master_pid, scoreboard, slot, group_indices
+    )
+    code = server.run()
     os._exit(code)

@@ -1,18 +1,24 @@
 """The master process: ``groupserver: master [SITE]`` in ps.
 
-It imports no application code. It holds every listening socket and every group's hand-off
-channel, forks the front and each group's workers, reaps and replaces them (with back-off when
-they die at start-up), and turns signals into actions. Signal handlers only queue the signal; the
-main loop does the work, one ``handle_*`` method per signal.
+It imports no application code. It holds every listening socket, every group's hand-off channel
+and the scoreboard, forks the front and each group's workers, reaps and replaces them (with
+back-off when they die at start-up), scales adaptive groups, and turns signals into actions.
+Signal handlers only queue the signal; the main loop does the work, one ``handle_*`` method per
+signal.
 
     TERM        graceful stop: the front stops accepting, workers serve what is queued and what
-                is in flight (up to graceful_timeout), then everything exits 0
+                is in flight (up to each group's shutdown_timeout), then everything exits 0
     INT, QUIT   quick stop
     HUP         reload: re-read the YAML (an invalid file is logged and the old config kept),
                 start a new front and new workers, retire the old ones once the new are ready
     TTIN, TTOU  one worker more / fewer in the scaled group: default_group if set, else the first
                 group in the YAML
     USR1        reopen log files (the master's and every child's)
+
+Workers talk back over a status pipe, one line per event: ``ready``, ``retire REASON now`` (it
+stops taking work itself: memory_soft, request_timeout) or ``retire REASON later`` (it keeps
+serving until the master has a ready replacement, then gets USR2: max_requests, inactivity), so
+a group's capacity never drops to zero for a planned recycle.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import signal
 import socket
 import time
 import traceback
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from groupserver.config import ConfigError, SiteConfig, load_config
@@ -31,6 +38,15 @@ from groupserver.front import run_front
 from groupserver.handoff import HandoffChannel
 from groupserver.listeners import create_listener, describe, remove_unix_paths
 from groupserver.proctitle import set_process_title
+from groupserver.scaling import GroupScaler, Load
+from groupserver.scoreboard import (
+    MAX_GROUPS,
+    ROLE_FRONT,
+    ROLE_WORKER,
+    Scoreboard,
+    Slot,
+    accumulate,
+)
 from groupserver.worker import EXIT_APP_LOAD_FAILED, WorkerSpec, run_worker
 
 log = logging.getLogger("groupserver.master")
@@ -47,6 +63,7 @@ _HANDLED = (
 )
 _QUICK_STOP_GRACE = 3.0
 _MAX_BACKOFF = 30.0
+_RECENT_RECYCLES = 20
 
 
 @dataclass
@@ -57,11 +74,15 @@ class Child:
     role: str  # "front" | "worker"
     group: str | None
     generation: int
-    ready_fd: int
+    status_fd: int
+    slot: int
     started: float = field(default_factory=time.monotonic)
     ready: bool = False
     retiring: bool = False
+    awaiting_replacement: bool = False
+    reason: str = ""
     kill_at: float | None = None
+    pending: bytes = b""
 
     def describe(self) -> str:
         """e.g. 'worker 1234 (group admin)'."""
@@ -73,8 +94,14 @@ class GroupState:
     """Supervision state of one group across its workers' lives."""
 
     extra: int = 0  # TTIN/TTOU adjustments
+    target: int = 0  # adaptive groups: current size between min and max
     failures: int = 0  # consecutive deaths at start-up
     next_spawn: float = 0.0
+    scaler: GroupScaler | None = None
+    restarts: Counter = field(default_factory=Counter)
+    recent: deque = field(default_factory=lambda: deque(maxlen=_RECENT_RECYCLES))
+    totals: Slot = field(default_factory=Slot)  # counters of workers that are gone
+    last_taken: dict[int, int] = field(default_factory=dict)
 
 
 class Master:
@@ -88,6 +115,8 @@ class Master:
         self.channels: dict[str, HandoffChannel] = {}
         self.retired_channels: list[HandoffChannel] = []
         self.groups: dict[str, GroupState] = {}
+        self.group_indices: dict[str, int] = {}
+        self.front_totals = Slot()
         self.signals: list[int] = []
         self.stopping: str | None = None  # "graceful" | "quick"
         self.stop_deadline = 0.0
@@ -96,6 +125,7 @@ class Master:
         self.announced_ready = False
         self.reload_started: float | None = None
         self.pid = os.getpid()
+        self.scoreboard = Scoreboard()
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -104,7 +134,7 @@ class Master:
         set_process_title(f"groupserver: master [{self.config.site}]", "gs-master")
         for address in self.config.listen:
             self.listeners.append(create_listener(address, self.config.backlog))
-        self._make_channels(self.config)
+        self._adopt_groups(self.config)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
         for sig in _HANDLED:
@@ -122,18 +152,29 @@ class Master:
         finally:
             remove_unix_paths(self.listeners)
 
-    def _make_channels(self, config: SiteConfig) -> None:
-        for name in config.groups:
+    def _adopt_groups(self, config: SiteConfig) -> None:
+        """Create channels, scoreboard indices and state for the config's groups."""
+        for name, group in config.groups.items():
             if name not in self.channels:
                 self.channels[name] = HandoffChannel(name)
-            self.groups.setdefault(name, GroupState())
+            if name not in self.group_indices:
+                if len(self.group_indices) >= MAX_GROUPS:
+                    raise RuntimeError(f"more than {MAX_GROUPS} groups over the site's life")
+                self.group_indices[name] = len(self.group_indices)
+            state = self.groups.setdefault(name, GroupState())
+            adaptive = group.adaptive
+            if adaptive is None:
+                state.scaler = None
+            elif state.scaler is None or state.scaler.policy != adaptive:
+                state.scaler = GroupScaler(adaptive)
+            state.target = min(max(state.target, group.min_processes), group.max_processes)
 
     # -- main loop ----------------------------------------------------------------------------
 
     def _loop(self) -> int:
         while True:
             self._maintain()
-            timeout = 0.2 if self.stopping or self.reload_started else 0.5
+            timeout = 0.1 if self.stopping or self.reload_started else 0.25
             try:
                 events = self.poller.poll(timeout)
             except InterruptedError:
@@ -142,7 +183,7 @@ class Master:
                 if fd == self.wake_r:
                     self._drain_wake_pipe()
                 else:
-                    self._on_ready_pipe(fd)
+                    self._on_status_pipe(fd)
             while self.signals:
                 self._dispatch(self.signals.pop(0))
             self._reap()
@@ -179,7 +220,7 @@ class Master:
         """Graceful stop: fronts first, then workers drain their queues."""
         if self.stopping:
             return
-        log.info("graceful stop (up to %ss)", self.config.graceful_timeout)
+        log.info("graceful stop")
         self.stopping = "graceful"
         self.stop_deadline = time.monotonic() + self.config.graceful_timeout
         for child in self._children("front"):
@@ -206,6 +247,10 @@ class Master:
         except ConfigError as exc:
             log.error("reload refused, keeping the running configuration:\n%s", exc)
             return
+        self.reload(config)
+
+    def reload(self, config: SiteConfig) -> None:
+        """Start a new generation with config; the old one retires once the new one is ready."""
         for warning in config.warnings:
             log.warning("%s", warning)
         if [a.display() for a in config.listen] != [a.display() for a in self.config.listen]:
@@ -214,7 +259,11 @@ class Master:
         for name in list(self.channels):
             if name not in config.groups:
                 self.retired_channels.append(self.channels.pop(name))
-        self._make_channels(config)
+        try:
+            self._adopt_groups(config)
+        except RuntimeError as exc:
+            log.error("reload refused: %s", exc)
+            return
         self.config = config
         self.generation += 1
         self.reload_started = time.monotonic()
@@ -225,21 +274,23 @@ class Master:
 
     def handle_ttin(self) -> None:
         """One more worker in the scaled group."""
-        group = self._scaled_group()
-        self.groups[group].extra += 1
-        log.info("TTIN: group %s now wants %d processes", group, self._wanted(group))
+        self.scale(self._scaled_group(), +1, "TTIN")
 
     def handle_ttou(self) -> None:
         """One worker fewer in the scaled group (never below one)."""
-        group = self._scaled_group()
-        if self._wanted(group) <= 1:
-            log.info("TTOU: group %s already has one process", group)
+        self.scale(self._scaled_group(), -1, "TTOU")
+
+    def scale(self, group: str, delta: int, why: str) -> None:
+        """Change a group's wanted worker count by delta (never below one)."""
+        if self._wanted(group) + delta < 1:
+            log.info("%s: group %s already has one process", why, group)
             return
-        self.groups[group].extra -= 1
-        log.info("TTOU: group %s now wants %d processes", group, self._wanted(group))
-        workers = [c for c in self._children("worker", group) if c.generation == self.generation]
-        if workers:
-            self._retire(max(workers, key=lambda c: c.started), "TTOU")
+        self.groups[group].extra += delta
+        log.info("%s: group %s now wants %d processes", why, group, self._wanted(group))
+        if delta < 0:
+            workers = self._current_workers(group)
+            for child in sorted(workers, key=lambda c: c.started, reverse=True)[:-delta]:
+                self._retire(child, "scale_down")
 
     def handle_usr1(self) -> None:
         """Reopen log files everywhere."""
@@ -252,7 +303,7 @@ class Master:
     def _scaled_group(self) -> str:
         return self.config.default_group or next(iter(self.config.groups))
 
-    # -- children -----------------------------------------------------------------------------
+    # -- supervision --------------------------------------------------------------------------
 
     def _children(self, role: str, group: str | None = None) -> list[Child]:
         return [
@@ -261,8 +312,19 @@ class Master:
             if c.role == role and not c.retiring and (group is None or c.group == group)
         ]
 
+    def _current_workers(self, group: str) -> list[Child]:
+        return [c for c in self._children("worker", group) if c.generation == self.generation]
+
     def _wanted(self, group: str) -> int:
-        return max(1, self.config.groups[group].processes + self.groups[group].extra)
+        state = self.groups[group]
+        base = state.target if state.scaler is not None else self.config.groups[group].processes
+        return max(1, base + state.extra)
+
+    def _graceful_timeout(self, group: str | None) -> float:
+        cfg = self.config.groups.get(group) if group else None
+        if cfg is not None and cfg.graceful_timeout is not None:
+            return cfg.graceful_timeout
+        return self.config.graceful_timeout
 
     def _maintain(self) -> None:
         now = time.monotonic()
@@ -271,17 +333,23 @@ class Master:
                 log.warning("%s did not stop in time; killing it", child.describe())
                 self._signal(child, signal.SIGKILL)
                 child.kill_at = None
+            elif not child.ready and child.role == "worker" and child.kill_at is None:
+                cfg = self.config.groups.get(child.group or "")
+                if cfg is not None and now - child.started > cfg.startup_timeout:
+                    log.error(
+                        "%s not ready after startup_timeout %gs; killing it",
+                        child.describe(),
+                        cfg.startup_timeout,
+                    )
+                    child.reason = "startup_timeout"
+                    self._signal(child, signal.SIGKILL)
+                    child.kill_at = now + 5
         if self.stopping:
             self._maintain_stop(now)
             return
-        current = self.generation
         for group in self.config.groups:
-            state = self.groups[group]
-            have = [c for c in self._children("worker", group) if c.generation == current]
-            if len(have) < self._wanted(group) and now >= state.next_spawn:
-                for _ in range(self._wanted(group) - len(have)):
-                    self._spawn_worker(group)
-        fronts = [c for c in self._children("front") if c.generation == current]
+            self._maintain_group(group, now)
+        fronts = [c for c in self._children("front") if c.generation == self.generation]
         if not fronts and now >= self.front_next_spawn:
             self._spawn_front()
         if self.reload_started is not None:
@@ -295,23 +363,77 @@ class Master:
                 ),
             )
 
+    def _maintain_group(self, group: str, now: float) -> None:
+        state = self.groups[group]
+        if state.scaler is not None:
+            self._autoscale(group, state, now)
+        have = self._current_workers(group)
+        missing = self._wanted(group) - len(have)
+        if missing > 0 and now >= state.next_spawn:
+            for _ in range(missing):
+                self._spawn_worker(group)
+
+    def _autoscale(self, group: str, state: GroupState, now: float) -> None:
+        assert state.scaler is not None
+        workers = [c for c in self._current_workers(group) if c.ready]
+        busy = sum(self.scoreboard[c.slot].busy for c in workers)
+        load = Load(len(workers), self.config.groups[group].threads, busy, self.backlog(group))
+        delta, why = state.scaler.decide(load, now)
+        if delta > 0:
+            state.target = min(state.target + 1, self.config.groups[group].max_processes)
+            log.info("group %s grows to %d workers: %s", group, state.target, why)
+        elif delta < 0:
+            idle = [c for c in workers if self._is_idle(c)]
+            if not idle:
+                return
+            state.target = max(state.target - 1, self.config.groups[group].min_processes)
+            victim = max(idle, key=lambda c: c.started)
+            log.info("group %s shrinks to %d workers: %s", group, state.target, why)
+            self._retire(victim, "scale_down")
+        for child in workers:
+            state.last_taken[child.pid] = self.scoreboard[child.slot].taken
+
+    def _is_idle(self, child: Child) -> bool:
+        """A worker that holds no connection and took none since the last look."""
+        slot = self.scoreboard[child.slot]
+        state = self.groups[child.group or ""]
+        return slot.busy == 0 and slot.conns == 0 and state.last_taken.get(child.pid) == slot.taken
+
+    def backlog(self, group: str) -> int:
+        """Connections waiting in a group's queue (handed to it minus taken by its workers)."""
+        index = self.group_indices[group]
+        state = self.groups[group]
+        handed = self.front_totals.handed[index]
+        taken = state.totals.taken
+        for other in self.groups.values():
+            if other is not state:
+                handed += other.totals.handed[index]
+        handed += state.totals.handed[index]
+        for child in self.children.values():
+            slot = self.scoreboard[child.slot]
+            handed += slot.handed[index]
+            if child.role == "worker" and child.group == group:
+                taken += slot.taken
+        return max(0, handed - taken)
+
     def _maintain_stop(self, now: float) -> None:
         if self.stopping == "graceful" and not self._children("front"):
             for child in self._children("worker"):
+                cfg = self.config.groups.get(child.group or "")
+                limit = cfg.shutdown_timeout if cfg and cfg.shutdown_timeout else None
                 self._signal(child, signal.SIGTERM)
                 child.retiring = True
-                child.kill_at = self.stop_deadline
-        if now >= self.stop_deadline:
+                child.kill_at = now + limit if limit else self.stop_deadline
+        if now >= self.stop_deadline and self.stopping == "quick":
             for child in self.children.values():
                 if child.kill_at is None:
                     child.kill_at = now
 
     def _maybe_finish_reload(self, now: float) -> None:
         new = [c for c in self.children.values() if c.generation == self.generation]
-        if not all(c.ready for c in new) or len(new) < 1 + sum(
-            map(self._wanted, self.config.groups)
-        ):
-            if now - (self.reload_started or now) > 60 and self.reload_started is not None:
+        wanted = 1 + sum(map(self._wanted, self.config.groups))
+        if not all(c.ready for c in new) or len(new) < wanted:
+            if self.reload_started is not None and now - self.reload_started > 60:
                 log.error("reload: the new generation is not ready after 60s; old workers stay")
                 self.reload_started = None
             return
@@ -323,7 +445,9 @@ class Master:
 
     def _retire(self, child: Child, reason: str) -> None:
         child.retiring = True
-        child.kill_at = time.monotonic() + self.config.graceful_timeout
+        child.awaiting_replacement = False
+        child.reason = child.reason or reason
+        child.kill_at = time.monotonic() + self._graceful_timeout(child.group)
         log.info("retiring %s: %s", child.describe(), reason)
         self._signal(child, signal.SIGTERM if child.role == "front" else signal.SIGUSR2)
 
@@ -333,22 +457,30 @@ class Master:
         except ProcessLookupError:
             pass
 
-    def _fork(self, role: str, group: str | None) -> tuple[int, int]:
-        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    # -- forking ------------------------------------------------------------------------------
+
+    def _fork(self, role: str, group: str | None) -> None:
+        kind = ROLE_FRONT if role == "front" else ROLE_WORKER
+        slot = self.scoreboard.allocate(kind, self.group_indices.get(group, -1) if group else -1)
+        self.scoreboard[slot].generation = self.generation
+        self.scoreboard[slot].started = time.time()
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             try:
-                os.close(ready_r)
-                self._become_child(role, group, ready_w)
+                os.close(status_r)
+                self._become_child(role, group, status_w, slot)
             except BaseException:
                 traceback.print_exc()
             finally:
                 os._exit(1)
-        os.close(ready_w)
-        self.poller.register(ready_r, select.EPOLLIN)
-        return pid, ready_r
+        os.close(status_w)
+        os.set_blocking(status_r, False)
+        self.poller.register(status_r, select.EPOLLIN)
+        self.scoreboard[slot].pid = pid
+        self.children[pid] = Child(pid, role, group, self.generation, status_r, slot)
 
-    def _become_child(self, role: str, group: str | None, ready_w: int) -> None:
+    def _become_child(self, role: str, group: str | None, status_w: int, slot: int) -> None:
         signal.set_wakeup_fd(-1)
         for sig in _HANDLED:
             signal.signal(sig, signal.SIG_DFL)
@@ -356,43 +488,101 @@ class Master:
         os.close(self.wake_r)
         os.close(self.wake_w)
         for child in self.children.values():
-            if child.ready_fd >= 0:
-                os.close(child.ready_fd)
+            if child.status_fd >= 0:
+                os.close(child.status_fd)
         for channel in self.retired_channels:
             channel.close()
         if role == "front":
-            run_front(self.config, self.listeners, self.channels, ready_w, self.pid)
+            run_front(
+                self.config,
+                self.listeners,
+                self.channels,
+                status_w,
+                self.pid,
+                self.scoreboard,
+                slot,
+                self.group_indices,
+            )
         else:
             for sock in self.listeners:
                 sock.close()
             assert group is not None
-            run_worker(WorkerSpec(self.config, group, self.channels, ready_w, self.pid))
+            spec = WorkerSpec(
+                self.config,
+                group,
+                self.channels,
+                status_w,
+                self.pid,
+                self.scoreboard,
+                slot,
+                self.group_indices,
+            )
+            run_worker(spec)
 
     def _spawn_worker(self, group: str) -> None:
-        pid, ready_fd = self._fork("worker", group)
-        self.children[pid] = Child(pid, "worker", group, self.generation, ready_fd)
+        self._fork("worker", group)
 
     def _spawn_front(self) -> None:
-        pid, ready_fd = self._fork("front", None)
-        self.children[pid] = Child(pid, "front", None, self.generation, ready_fd)
+        self._fork("front", None)
 
-    def _on_ready_pipe(self, fd: int) -> None:
+    # -- what children say --------------------------------------------------------------------
+
+    def _on_status_pipe(self, fd: int) -> None:
+        child = next((c for c in self.children.values() if c.status_fd == fd), None)
         try:
-            data = os.read(fd, 16)
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
         except OSError:
             data = b""
-        child = next((c for c in self.children.values() if c.ready_fd == fd), None)
         if child is None:
             return
-        self.poller.unregister(fd)
-        os.close(fd)
-        child.ready_fd = -1
-        if data:
+        if not data:
+            self._close_status(child)
+            return
+        child.pending += data
+        *lines, child.pending = child.pending.split(b"\n")
+        for line in lines:
+            self._on_status(child, line.decode("ascii", "replace").split())
+
+    def _close_status(self, child: Child) -> None:
+        if child.status_fd >= 0:
+            try:
+                self.poller.unregister(child.status_fd)
+            except OSError:
+                pass
+            os.close(child.status_fd)
+            child.status_fd = -1
+
+    def _on_status(self, child: Child, words: list[str]) -> None:
+        if words == ["ready"]:
             child.ready = True
-            if child.role == "worker" and child.group in self.groups:
-                self.groups[child.group].failures = 0
-            elif child.role == "front":
+            if child.role == "front":
                 self.front_failures = 0
+                return
+            state = self.groups.get(child.group or "")
+            if state is None:
+                return
+            state.failures = 0
+            waiting = [
+                c
+                for c in self.children.values()
+                if c.group == child.group and c.awaiting_replacement and c is not child
+            ]
+            if waiting:
+                self._retire(min(waiting, key=lambda c: c.started), waiting[0].reason)
+        elif len(words) == 3 and words[0] == "retire" and not child.retiring:
+            reason, when = words[1], words[2]
+            child.reason = reason
+            child.retiring = True
+            if when == "later":
+                child.awaiting_replacement = True
+                log.info(
+                    "%s asks to retire (%s); starting its replacement", child.describe(), reason
+                )
+            else:
+                child.kill_at = time.monotonic() + self._graceful_timeout(child.group)
+                log.info("%s retiring (%s)", child.describe(), reason)
 
     def _reap(self) -> None:
         while True:
@@ -405,12 +595,10 @@ class Master:
             child = self.children.pop(pid, None)
             if child is None:
                 continue  # an orphan we adopted (as PID 1)
-            if child.ready_fd >= 0:
-                try:
-                    self.poller.unregister(child.ready_fd)
-                except OSError:
-                    pass
-                os.close(child.ready_fd)
+            if child.status_fd >= 0:
+                self._on_status_pipe(child.status_fd)
+                self._close_status(child)
+            self._fold(child)
             self._on_exit(child, status)
         # channels of removed groups close once their last worker is gone
         live = {c.group for c in self.children.values()}
@@ -418,9 +606,27 @@ class Master:
             self.retired_channels.remove(channel)
             channel.close()
 
+    def _fold(self, child: Child) -> None:
+        """Keep a finished process's counters in its group's totals and free its slot."""
+        slot = self.scoreboard[child.slot]
+        if child.role == "front":
+            accumulate(self.front_totals, slot)
+        elif child.group in self.groups:
+            state = self.groups[child.group]
+            accumulate(state.totals, slot)
+            state.last_taken.pop(child.pid, None)
+        self.scoreboard.release(child.slot)
+
     def _on_exit(self, child: Child, status: int) -> None:
         how = _describe_status(status)
-        if child.retiring or self.stopping:
+        planned = child.retiring or self.stopping
+        if child.role == "worker" and child.group in self.groups:
+            state = self.groups[child.group]
+            reason = child.reason or ("reload" if self.stopping else "crash")
+            if not self.stopping:
+                state.restarts[reason] += 1
+                state.recent.append({"pid": child.pid, "reason": reason, "at": time.time()})
+        if planned:
             log.info("%s exited (%s)", child.describe(), how)
             return
         now = time.monotonic()
@@ -444,6 +650,11 @@ class Master:
         when = f"; replacing it in {delay:.1f}s" if delay else "; replacing it"
         stage = "at start-up" if died_at_start else "unexpectedly"
         log.error("%s died %s (%s)%s", child.describe(), stage, how, when)
+
+    def group_failing(self, group: str) -> bool:
+        """Whether the group's workers keep dying at start-up."""
+        state = self.groups.get(group)
+        return state is not None and state.failures >= 3
 
 
 def _backoff(failures: int) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import select
 import signal
 import socket
@@ -34,8 +35,10 @@ from groupserver.config.limits import effective_limits
 from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_MESSAGE, ChannelFull, HandoffChannel, now_us
 from groupserver.http.parser import HttpError, Limits, parse_head
 from groupserver.http.response import error_response
+from groupserver.lifecycle import InFlight, LifecyclePolicy, WorkerWatch
 from groupserver.proctitle import set_process_title
 from groupserver.routing import Router
+from groupserver.scoreboard import READY, REASON_CODES, RETIRING, Scoreboard, bucket_index
 from groupserver.wsgi import Connection, FileWrapper, base_environ_for, run_app
 
 log = logging.getLogger("groupserver.worker")
@@ -57,8 +60,11 @@ class WorkerSpec:
     site: SiteConfig
     group: str
     channels: dict[str, HandoffChannel]
-    ready_fd: int
+    status_fd: int  # lines to the master: "ready", "retire REASON now|later"
     master_pid: int
+    scoreboard: Scoreboard
+    slot: int
+    group_indices: dict[str, int]
 
 
 def run_worker(spec: WorkerSpec) -> None:
@@ -121,12 +127,23 @@ class WorkerServer:
         ]
         self.open_conns = 0
         self.at_capacity = False
+        self.slot = spec.scoreboard[spec.slot]
+        self.group_indices = spec.group_indices
+        self.inflight: dict[int, InFlight] = {}
+        self.policy = LifecyclePolicy.for_group(self.config)
+        self.ignore_activity = self.policy.ignore_activity
+        jitter = self.config.max_requests_jitter
+        self.max_requests = self.config.max_requests + (random.randint(0, jitter) if jitter else 0)
+        self.queue_timeout_us = (
+            int(self.config.queue_timeout * 1_000_000) if self.config.queue_timeout else 0
+        )
+        self.retire_requested = False
         self.constants = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": self.threads > 1,
-            "wsgi.multiprocess": self.config.processes > 1,
+            "wsgi.multiprocess": self.config.max_processes > 1,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
             "SCRIPT_NAME": "",
@@ -164,18 +181,47 @@ class WorkerServer:
         signal.signal(signal.SIGTTIN, signal.SIG_IGN)
         signal.signal(signal.SIGTTOU, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, self._on_reopen)
+        slot = self.slot
+        slot.pid = os.getpid()
+        slot.threads = self.threads
+        slot.last_active = time.time()
         for n in range(self.threads):
             threading.Thread(target=self._thread_main, name=f"request-{n}", daemon=True).start()
+        watch = WorkerWatch(self, self.policy, slot)
+        slot.state = READY
+        self.report("ready")
+        next_parent_check = 0.0
+        while not self.done.wait(0.1):
+            now = time.monotonic()
+            watch.tick(now)
+            if now >= next_parent_check:
+                next_parent_check = now + 1.0
+                if os.getppid() != self.spec.master_pid:
+                    log.error("worker %d: the master is gone; exiting", os.getpid())
+                    return 1
+        return 0
+
+    def report(self, message: str) -> None:
+        """Tell the master something (one line on the status pipe; atomic below PIPE_BUF)."""
         try:
-            os.write(self.spec.ready_fd, b"R")
-            os.close(self.spec.ready_fd)
+            os.write(self.spec.status_fd, message.encode() + b"\n")
         except OSError:
             pass
-        while not self.done.wait(1.0):
-            if os.getppid() != self.spec.master_pid:
-                log.error("worker %d: the master is gone; exiting", os.getpid())
-                return 1
-        return 0
+
+    def retire(self, reason: str, now_flag: bool) -> None:
+        """Leave the group: at once (stop taking work), or once the master has a replacement."""
+        if self.retire_requested and not now_flag:
+            return
+        self.retire_requested = True
+        self.slot.reason = REASON_CODES.get(reason, 0)
+        if now_flag:
+            self.slot.state = RETIRING
+            self.report(f"retire {reason} now")
+            if self.mode is None:
+                self.mode = "retire"
+            self._wake()
+        else:
+            self.report(f"retire {reason} later")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.mode = "retire" if signum == signal.SIGUSR2 and self.mode != "drain" else "drain"
@@ -293,6 +339,7 @@ class WorkerServer:
             sock.close()
             return
         self._count_conn(1)
+        self.slot.taken += 1
         conn = Connection(sock, handoff.data, base_environ_for(sock, self.constants))
         conn.queue_start_us = handoff.queue_start_us
         if handoff.flags & FLAG_NEEDS_HEAD and not conn.buf:
@@ -337,23 +384,69 @@ class WorkerServer:
             conn.requests += 1
             if self.mode == "drain" or conn.requests == self.limits.max_keepalive_requests:
                 head.keep_alive = False
-            max_body = (
-                self.limits.max_body_size
-                if route.index is None
-                else self.route_body_limits[route.index]
-            )
-            started = time.perf_counter()
-            outcome = run_app(self.app, conn, head, route, self.header_keys, max_body)
-            if self.access_log.enabled:
-                self.access_log.write(conn, head, outcome, time.perf_counter() - started)
-            conn.queue_start_us = 0
-            if not outcome.keep_alive:
+            if not self._handle(conn, head, route):
                 self._close(conn)
                 return
             if not conn.buf:
                 self._park(conn)
                 return
             conn.queue_start_us = now_us()
+
+    def _handle(self, conn: Connection, head: Any, route: Any) -> bool:
+        """Serve one request with its bookkeeping; returns whether the connection stays open."""
+        slot = self.slot
+        start_us = now_us()
+        queued = max(0, start_us - conn.queue_start_us) if conn.queue_start_us else 0
+        if self.queue_timeout_us and queued > self.queue_timeout_us:
+            slot.shed_queue += 1
+            try:
+                conn.sock.sendall(error_response(503, extra_headers=(("Retry-After", "1"),)))
+            except OSError:
+                pass
+            return False
+        counts = not head.path.startswith(self.ignore_activity) if self.ignore_activity else True
+        wall = time.time()
+        if counts:
+            slot.last_active = wall
+        max_body = (
+            self.limits.max_body_size
+            if route.index is None
+            else self.route_body_limits[route.index]
+        )
+        ident = threading.get_ident()
+        started = time.monotonic()
+        record = InFlight(ident, started, head.method, head.target, conn)
+        self.inflight[ident] = record
+        slot.busy += 1
+        if slot.busy == 1 or not slot.current_start:
+            slot.current_start = wall
+            slot.url = head.target.encode("latin-1", "replace")[:119]
+        try:
+            outcome = run_app(self.app, conn, head, route, self.header_keys, max_body, record)
+        finally:
+            del self.inflight[ident]
+            slot.busy -= 1
+            if not slot.busy:
+                slot.current_start = 0.0
+        elapsed = time.monotonic() - started
+        slot.requests += 1
+        slot.busy_seconds += elapsed
+        slot.app_seconds += elapsed
+        slot.app_hist[bucket_index(elapsed)] += 1
+        queued_s = queued / 1_000_000
+        slot.queue_seconds += queued_s
+        slot.queue_hist[bucket_index(queued_s)] += 1
+        slot.status[min(outcome.status // 100, 5)] += 1
+        if counts:
+            slot.last_active = time.time()
+        if self.access_log.enabled:
+            self.access_log.write(conn, head, outcome, elapsed)
+        conn.queue_start_us = 0
+        if self.max_requests and slot.requests >= self.max_requests:
+            self.retire("max_requests", now_flag=False)
+        if record.timed_out:
+            return False
+        return outcome.keep_alive
 
     def _park(self, conn: Connection) -> None:
         """Wait for conn's next request without holding a thread."""
@@ -395,6 +488,7 @@ class WorkerServer:
         """Track the connections this worker holds; at the cap, stop taking new ones."""
         with self.cond:
             self.open_conns += delta
+            self.slot.conns = self.open_conns
             full = self.open_conns >= self.limits.max_connections_per_worker
             if full == self.at_capacity or not self.taking:
                 return
@@ -423,6 +517,9 @@ class WorkerServer:
             channel.send(
                 conn.sock, conn.buf, conn.queue_start_us or None, flags, self.limits.write_timeout
             )
+            index = self.group_indices.get(group)
+            if index is not None:
+                self.slot.handed[index] += 1
         except (ChannelFull, OSError) as exc:
             log.warning("cannot hand a connection to group %s: %s", group, exc)
             self._reject(conn, 503)

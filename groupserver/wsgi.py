@@ -546,8 +546,13 @@ def run_app(
     route: RouteMatch,
     header_keys: dict[str, str],
     max_body: int | None,
+    record: Any = None,
 ) -> RequestOutcome:
-    """Call the application for one request and write its response; never raises for app errors."""
+    """Call the application for one request and write its response; never raises for app errors.
+
+    ``record`` (optional) gets the Response as ``record.response`` so a watchdog can see whether
+    anything was sent yet.
+    """
     try:
         body = InputStream(conn, head.content_length, head.chunked, head.expect_continue, max_body)
     except HttpError as exc:  # Content-Length over the limit: refuse before the app runs
@@ -560,6 +565,8 @@ def run_app(
     if head.content_length is not None:
         env["CONTENT_LENGTH"] = str(head.content_length)
     response = Response(conn, head, body)
+    if record is not None:
+        record.response = response
     result = None
     try:
         result = app(env, response.start_response)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from groupserver.config.lifecycle import MemoryLimits, ProcessRange
 from groupserver.config.limits import GroupLimits, SiteLimits
 from groupserver.config.models import (
     MIN_STACK_SIZE,
@@ -201,6 +202,18 @@ def render_markdown() -> str:
         _doc(SiteLimits),
         "",
         *_table(SiteLimits),
+        "",
+        "### processes: {min, max}",
+        "",
+        _doc(ProcessRange),
+        "",
+        *_table(ProcessRange),
+        "",
+        "### memory",
+        "",
+        _doc(MemoryLimits),
+        "",
+        *_table(MemoryLimits),
         "",
         "## groups.&lt;name&gt;.limits",
         "",

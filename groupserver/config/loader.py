@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from groupserver.config.models import (
     DEFAULT_SOURCE,
     NO_VALUE,
+    UNION_TAGS,
     GroupConfig,
     RouteConfig,
     SiteConfig,
@@ -114,7 +115,7 @@ def format_validation_error(exc: ValidationError, source: str = DEFAULT_SOURCE) 
             for loc, reason, value in ctx["problems"]:
                 lines.append(_line(source, loc, reason, value, show_input=True))
             continue
-        loc = tuple(error["loc"])
+        loc = tuple(part for part in error["loc"] if part not in UNION_TAGS)
         if loc and loc[-1] == "[key]":
             lines.append(_line(source, loc[:-1], "names must be strings", None, show_input=False))
             continue

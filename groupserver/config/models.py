@@ -17,16 +17,19 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
     Strict,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from groupserver.config.limits import GroupLimits, SiteLimits, Size
+from groupserver.config.lifecycle import MemoryLimits, ProcessRange
+from groupserver.config.limits import GroupLimits, Seconds, SiteLimits, Size
 from groupserver.config.units import DocType, format_size, parse_size
 
 __all__ = [
@@ -255,6 +258,14 @@ def _listen_list(value: Any) -> Any:
 # --- groups ------------------------------------------------------------------------------------
 
 
+def _processes_kind(value: Any) -> str:
+    return "range" if isinstance(value, (dict, ProcessRange)) else "count"
+
+
+# Union branch tags that are not YAML keys (dropped from error key paths by the loader).
+UNION_TAGS = frozenset({"count", "range"})
+
+
 class GroupConfig(BaseModel):
     """A daemon group: a pool of worker processes serving one WSGI application.
 
@@ -274,12 +285,66 @@ class GroupConfig(BaseModel):
     env: StrMapping = Field(
         default_factory=dict, description="environment variables set in the workers (os.environ)"
     )
-    processes: StrictInt = Field(1, ge=1, le=1024, description="worker processes in the group")
+    processes: Annotated[
+        Annotated[StrictInt, Tag("count")] | Annotated[ProcessRange, Tag("range")],
+        Discriminator(_processes_kind),
+        DocType("integer, or {min, max, idle_timeout}"),
+    ] = Field(
+        1,
+        description="worker processes in the group: a fixed number, or an adaptive range "
+        "(see processes below)",
+    )
     threads: StrictInt = Field(1, ge=1, le=1000, description="request threads per worker")
     stack_size: StackSize = Field(
         None,
         description="stack size of each request thread; below 256K regex, json and C "
         "extensions may overflow it (warning), below 64K is refused (unset: system default)",
+    )
+    preload: StrictBool = Field(
+        False,
+        description="import the app once in a per-group parent that forks the workers "
+        "(copy-on-write sharing, fast respawn)",
+    )
+    max_requests: StrictInt = Field(
+        0, ge=0, description="a worker retires after this many requests (0: never)"
+    )
+    max_requests_jitter: StrictInt = Field(
+        0, ge=0, description="each worker adds a random 0..N to max_requests"
+    )
+    inactivity_timeout: Seconds | None = Field(
+        None, gt=0, description="restart a worker that served nothing for this many seconds"
+    )
+    ignore_activity: StrList = Field(
+        default_factory=list,
+        description="path prefixes (health checks) whose requests don't count as activity",
+    )
+    request_timeout: Seconds | None = Field(
+        None,
+        gt=0,
+        description="a request running longer recycles its worker (504 if nothing was sent)",
+    )
+    queue_timeout: Seconds | None = Field(
+        None,
+        gt=0,
+        description="a request that waited longer in the group's queue gets 503 + Retry-After",
+    )
+    startup_timeout: Seconds = Field(
+        60.0, gt=0, description="seconds a new worker has to import the app before it is killed"
+    )
+    graceful_timeout: Seconds | None = Field(
+        None,
+        gt=0,
+        description="seconds a retiring worker has to finish its requests before it is killed "
+        "(unset: the site's graceful_timeout)",
+    )
+    shutdown_timeout: Seconds | None = Field(
+        None,
+        gt=0,
+        description="seconds the group's workers have to drain on TERM before they are killed "
+        "(unset: the site's graceful_timeout)",
+    )
+    memory: MemoryLimits = Field(
+        default_factory=MemoryLimits, description="per-worker memory limits (see memory below)"
     )
     limits: GroupLimits = Field(
         default_factory=GroupLimits,
@@ -291,6 +356,13 @@ class GroupConfig(BaseModel):
         max_length=200,
         description="process title shown by ps/htop; %{GROUP} is replaced by the group name",
     )
+
+    @field_validator("processes")
+    @classmethod
+    def _check_processes(cls, value: int | ProcessRange) -> int | ProcessRange:
+        if isinstance(value, int) and not 1 <= value <= 1024:
+            raise problem("must be >= 1" if value < 1 else "must be <= 1024")
+        return value
 
     @field_validator("app")
     @classmethod
@@ -304,6 +376,21 @@ class GroupConfig(BaseModel):
                 "must be 'package.module:callable' or a path to a .wsgi/.py file",
             )
         return value
+
+    @property
+    def min_processes(self) -> int:
+        """Workers the group starts with and never goes below."""
+        return self.processes if isinstance(self.processes, int) else self.processes.min
+
+    @property
+    def max_processes(self) -> int:
+        """Workers the group may grow to."""
+        return self.processes if isinstance(self.processes, int) else self.processes.max
+
+    @property
+    def adaptive(self) -> ProcessRange | None:
+        """The adaptive range, or None for a fixed pool."""
+        return None if isinstance(self.processes, int) else self.processes
 
     def title(self, group_name: str) -> str:
         """Return the process title for a worker of group `group_name`."""

@@ -1,0 +1,169 @@
+"""The scoreboard: one slot per process in shared memory, written by its owner, read by the master.
+
+The master creates it before forking (an anonymous ``MAP_SHARED`` mapping, inherited by every
+child) and gives each worker and front a slot. A process writes only its own slot, so nothing
+needs a lock; the master reads every slot to supervise (recycle reasons, inactivity, memory),
+to scale groups (busy threads, backlog) and to serve the stats. The master never blocks on a
+worker: it only ever reads memory.
+
+Backlog of a group = connections handed to it (summed over every sender's slot) minus connections
+taken by its workers; both counters only grow, and a finished process's counts are folded into
+the group totals kept by the master.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from collections.abc import Iterator
+
+MAX_GROUPS = 32
+MAX_SLOTS = 256
+URL_BYTES = 120
+
+# Latency histogram bucket upper bounds in seconds (the last bucket is +Inf).
+BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+N_BUCKETS = len(BUCKETS) + 1
+
+# slot.state
+FREE, STARTING, READY, RETIRING = 0, 1, 2, 3
+STATE_NAMES = {FREE: "free", STARTING: "starting", READY: "ready", RETIRING: "retiring"}
+
+# slot.role
+ROLE_WORKER, ROLE_FRONT = 1, 2
+
+# Recycle reasons: why a worker left (slot.reason), also the keys of restarts-by-reason.
+REASONS = (
+    "",
+    "max_requests",
+    "inactivity",
+    "memory_soft",
+    "memory_hard",
+    "request_timeout",
+    "governor",
+    "governor_kill",
+    "crash",
+    "reload",
+    "scale_down",
+    "startup_timeout",
+    "control",
+)
+REASON_CODES = {name: code for code, name in enumerate(REASONS)}
+
+
+def bucket_index(seconds: float) -> int:
+    """The histogram bucket a duration falls in."""
+    for i, bound in enumerate(BUCKETS):
+        if seconds <= bound:
+            return i
+    return len(BUCKETS)
+
+
+class Slot(ctypes.Structure):
+    """One process's row. Counters only grow while the process lives."""
+
+    _fields_ = [
+        ("pid", ctypes.c_int32),
+        ("group", ctypes.c_int16),
+        ("role", ctypes.c_uint8),
+        ("state", ctypes.c_uint8),
+        ("reason", ctypes.c_uint8),  # why it is retiring / was recycled (REASONS)
+        ("recycle", ctypes.c_uint8),  # set by the master or governor: retire after this request
+        ("threads", ctypes.c_uint16),
+        ("busy", ctypes.c_uint16),
+        ("conns", ctypes.c_uint32),  # connections the worker holds (in flight + idle keep-alive)
+        ("generation", ctypes.c_uint16),
+        ("started", ctypes.c_double),  # time.time() at fork
+        ("last_active", ctypes.c_double),  # time.time() of the last request that counts
+        ("current_start", ctypes.c_double),  # oldest request in flight (0: none)
+        ("requests", ctypes.c_uint64),
+        ("taken", ctypes.c_uint64),  # connections taken from the group's channel
+        ("rss", ctypes.c_uint64),
+        ("uss", ctypes.c_uint64),
+        ("pss", ctypes.c_uint64),
+        ("mem_sampled", ctypes.c_double),
+        ("busy_seconds", ctypes.c_double),  # thread-seconds spent serving requests
+        ("app_seconds", ctypes.c_double),
+        ("queue_seconds", ctypes.c_double),
+        ("status", ctypes.c_uint64 * 6),  # index = status // 100 (0: connection failures)
+        ("app_hist", ctypes.c_uint32 * N_BUCKETS),
+        ("queue_hist", ctypes.c_uint32 * N_BUCKETS),
+        ("shed_queue", ctypes.c_uint64),  # 503 by queue_timeout
+        ("shed_limits", ctypes.c_uint64),  # 4xx by limits (413, 414, 431, 408)
+        ("handed", ctypes.c_uint64 * MAX_GROUPS),  # connections this process put in each queue
+        ("url", ctypes.c_char * URL_BYTES),  # the oldest request in flight
+    ]
+
+
+class Scoreboard:
+    """The shared slots (create in the master before any fork)."""
+
+    def __init__(self, slots: int = MAX_SLOTS) -> None:
+        self.size = slots
+        self._map = mmap.mmap(-1, ctypes.sizeof(Slot) * slots)
+        self.slots = (Slot * slots).from_buffer(self._map)
+
+    def allocate(self, role: int, group: int, pid_hint: int = 0) -> int:
+        """Reserve a free slot (master, before the fork) and return its index."""
+        for index in range(self.size):
+            slot = self.slots[index]
+            if slot.state == FREE and slot.role == 0:
+                ctypes.memset(ctypes.addressof(slot), 0, ctypes.sizeof(Slot))
+                slot.role = role
+                slot.group = group
+                slot.state = STARTING
+                slot.pid = pid_hint
+                return index
+        raise RuntimeError("scoreboard full: too many processes")
+
+    def release(self, index: int) -> None:
+        """Free a slot after its process was reaped (master)."""
+        ctypes.memset(ctypes.addressof(self.slots[index]), 0, ctypes.sizeof(Slot))
+
+    def __getitem__(self, index: int) -> Slot:
+        return self.slots[index]
+
+    def used(self) -> Iterator[tuple[int, Slot]]:
+        """Every slot in use, with its index."""
+        for index in range(self.size):
+            slot = self.slots[index]
+            if slot.role:
+                yield index, slot
+
+
+_COUNTERS = (
+    "requests",
+    "taken",
+    "busy_seconds",
+    "app_seconds",
+    "queue_seconds",
+    "shed_queue",
+    "shed_limits",
+)
+_ARRAYS = ("status", "app_hist", "queue_hist", "handed")
+
+
+def accumulate(into: Slot, src: Slot) -> None:
+    """Add src's counters to into (the master folds a finished process into its group's totals)."""
+    for name in _COUNTERS:
+        setattr(into, name, getattr(into, name) + getattr(src, name))
+    for name in _ARRAYS:
+        target, source = getattr(into, name), getattr(src, name)
+        for i in range(len(target)):
+            target[i] += source[i]
