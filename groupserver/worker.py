@@ -442,7 +442,15 @@ class WorkerServer:
         if self.access_log.enabled:
             self.access_log.write(conn, head, outcome, elapsed)
         conn.queue_start_us = 0
-        if self.max_requests and slot.requests >= self.max_requests:
+        if self.max_requests and slot.requests >= self.max_requests and not self.retire_requested:
+            log.info(
+                "worker %d (group %s): served %d requests (max_requests %d); retiring once "
+                "its replacement is ready",
+                os.getpid(),
+                self.group,
+                slot.requests,
+                self.max_requests,
+            )
             self.retire("max_requests", now_flag=False)
         if record.timed_out:
             return False

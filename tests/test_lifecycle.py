@@ -1,0 +1,236 @@
+"""Per-group process lifecycle, observed on real processes: recycling, timeouts, memory, pools."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import threading
+import time
+
+from conftest import site_yaml, wait_for
+
+APP = "lifecycle_app:application"
+
+
+def _pids(server, title="(wsgi:main)") -> set[int]:
+    return {p.pid for p in server.processes_titled(title)}
+
+
+def test_worker_retires_after_max_requests_and_its_replacement_is_ready_first(make_server):
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 2, "max_requests": 5}}))
+    first = server.get_json("/r0")["pid"]
+    for n in range(1, 5):
+        assert server.get_json(f"/r{n}")["pid"] == first
+    server.wait_log(f"worker {first} (group main): served 5 requests (max_requests 5)")
+    # It keeps serving until its replacement is ready, so the group never has zero capacity.
+    server.wait_log("asks to retire (max_requests)")
+    served_by = []
+    deadline = time.monotonic() + 10
+    while first in _pids(server) and time.monotonic() < deadline:
+        served_by.append(server.get_json("/more")["pid"])  # never fails during the hand-over
+    wait_for(lambda: first not in _pids(server))
+    assert len(_pids(server)) == 1
+    assert server.get_json("/last")["pid"] != first
+
+
+def test_max_requests_jitter_gives_each_worker_its_own_count(make_server):
+    server = make_server(
+        site_yaml(
+            {"main": {"app": APP, "processes": 1, "max_requests": 4, "max_requests_jitter": 6}}
+        )
+    )
+    pattern = re.compile(r"served (\d+) requests \(max_requests (\d+)\)")
+    for n in range(200):
+        server.get_json(f"/r{n}")
+        if len(pattern.findall(server.log())) >= 5:
+            break
+    limits = [int(limit) for _, limit in pattern.findall(server.log())]
+    assert len(limits) >= 5
+    assert all(4 <= limit <= 10 for limit in limits), limits
+    assert len(set(limits)) > 1, limits  # each worker drew its own count
+
+
+def test_inactive_worker_is_restarted_and_health_checks_do_not_count(make_server):
+    server = make_server(
+        site_yaml(
+            {
+                "main": {
+                    "app": APP,
+                    "inactivity_timeout": 1,
+                    "ignore_activity": ["/health"],
+                }
+            }
+        )
+    )
+    first = server.get_json("/work")["pid"]
+    deadline = time.monotonic() + 10
+    while first in _pids(server) and time.monotonic() < deadline:
+        server.get_json("/health")  # keeps arriving, but is not activity
+        time.sleep(0.2)
+    assert first not in _pids(server)
+    assert "inactive for" in server.log()
+    assert server.get_json("/work")["pid"] != first
+
+
+def test_request_timeout_answers_504_logs_the_stack_and_recycles_the_worker(make_server):
+    server = make_server(
+        site_yaml({"main": {"app": APP, "threads": 2, "request_timeout": 1, "graceful_timeout": 1}})
+    )
+    first = server.get_json("/x")["pid"]
+    started = time.monotonic()
+    status, _, _ = server.request("GET", "/sleep?s=20", timeout=15)
+    assert status == 504
+    assert time.monotonic() - started < 5
+    log = server.wait_log("over request_timeout")
+    assert "GET /sleep?s=20" in log and "lifecycle_app.py" in log and "time.sleep" in log
+    wait_for(lambda: first not in _pids(server), timeout=10)  # killed after graceful_timeout
+    assert server.get_json("/after")["pid"] != first
+
+
+def test_queue_timeout_answers_503_with_retry_after(make_server):
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 1, "queue_timeout": 0.5}}))
+    results = []
+
+    def call(path):
+        results.append(server.request("GET", path, timeout=15))
+
+    slow = threading.Thread(target=call, args=("/sleep?s=1.5",))
+    slow.start()
+    time.sleep(0.2)
+    waiting = [threading.Thread(target=call, args=(f"/w{n}",)) for n in range(2)]
+    for t in waiting:
+        t.start()
+    for t in [slow, *waiting]:
+        t.join(20)
+    statuses = sorted(r[0] for r in results)
+    assert statuses == [200, 503, 503]
+    shed = [r for r in results if r[0] == 503]
+    assert all(r[1].get("Retry-After") == "1" for r in shed)
+    assert server.get_json("/fresh")["path"] == "/fresh"
+
+
+def test_memory_soft_limit_recycles_after_the_request(make_server):
+    server = make_server(
+        site_yaml(
+            {
+                "main": {
+                    "app": APP,
+                    "memory": {"soft": "60M", "min_lifetime": 0, "interval": 0.1},
+                }
+            }
+        )
+    )
+    first = server.get_json("/small")["pid"]
+    assert server.get_json("/alloc?mb=100")["pid"] == first  # the request itself completes
+    server.wait_log("above the soft limit")
+    wait_for(lambda: first not in _pids(server), timeout=10)
+    assert server.get_json("/again")["pid"] != first
+
+
+def test_memory_hard_limit_kills_at_once(make_server):
+    server = make_server(
+        site_yaml(
+            {
+                "main": {
+                    "app": APP,
+                    "memory": {"hard": "60M", "min_lifetime": 0, "interval": 0.1},
+                }
+            }
+        )
+    )
+    first = server.get_json("/small")["pid"]
+    server.request("GET", "/alloc?mb=100")
+    server.wait_log("above the hard limit")
+    wait_for(lambda: first not in _pids(server), timeout=10)
+    assert f"worker {first} (group main) exited (killed by SIGKILL)" in server.log()
+    assert server.get_json("/again")["pid"] != first
+
+
+def test_thread_stacks_follow_stack_size(make_server):
+    from test_serving import _stack_mappings
+
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 100, "stack_size": "256K"}}))
+    (pid,) = _pids(server)
+    assert _stack_mappings(pid, 256 * 1024) == 100
+    assert _stack_mappings(pid, 8 * 1024 * 1024) == 0
+
+
+def test_worker_not_ready_within_startup_timeout_is_killed(make_server):
+    server = make_server(
+        site_yaml(
+            {
+                "main": {"app": APP},
+                "slow": {"app": "slow_import_app:application", "startup_timeout": 1},
+            },
+            routes="- prefix: /slow\n  group: slow",
+        ),
+        wait_ready=False,
+    )
+    server.wait_log("not ready after startup_timeout", timeout=10)
+    assert server.get_json("/fine")["path"] == "/fine"
+
+
+def test_shutdown_timeout_bounds_a_stop_with_a_hung_request(make_server):
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 2, "shutdown_timeout": 1}}))
+    hung = threading.Thread(
+        target=lambda: _ignore(lambda: server.request("GET", "/sleep?s=30", timeout=20))
+    )
+    hung.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.stop(signal.SIGTERM, timeout=15)
+    assert time.monotonic() - started < 6
+    assert "did not stop in time; killing it" in server.log()
+    hung.join(20)
+
+
+def _ignore(call):
+    try:
+        call()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def test_adaptive_pool_grows_under_backlog_and_shrinks_when_idle(make_server):
+    server = make_server(
+        site_yaml(
+            {
+                "main": {
+                    "app": APP,
+                    "threads": 1,
+                    "processes": {"min": 1, "max": 3, "idle_timeout": 1.5, "grow_after": 0.3},
+                }
+            }
+        )
+    )
+    assert len(_pids(server)) == 1
+    clients = [
+        threading.Thread(target=lambda: server.request("GET", "/sleep?s=3", timeout=30))
+        for _ in range(4)
+    ]
+    for t in clients:
+        t.start()
+    wait_for(lambda: len(_pids(server)) == 3, timeout=10)
+    assert "grows to 2 workers: backlog" in server.log()
+    for t in clients:
+        t.join(30)
+    wait_for(lambda: len(_pids(server)) == 1, timeout=15)
+    assert "shrinks to 1 workers" in server.log()
+    assert len(re.findall("grows to", server.log())) == 2  # no flapping
+
+
+def test_keep_alive_connection_survives_its_worker_retiring(make_server):
+    server = make_server(site_yaml({"main": {"app": APP, "max_requests": 2}}))
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        pids = []
+        for n in range(5):
+            sock.sendall(b"GET /k%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
+            data = b""
+            while not data.endswith(b"}"):
+                chunk = sock.recv(65536)
+                assert chunk, "connection closed"
+                data += chunk
+            pids.append(int(re.search(rb'"pid": (\d+)', data).group(1)))
+            time.sleep(0.3)  # let the retiring worker hand the idle connection back
+    assert len(set(pids)) >= 2  # served by more than one worker over one connection
