@@ -23,6 +23,7 @@ a group's capacity never drops to zero for a planned recycle.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import select
@@ -37,6 +38,7 @@ from groupserver.config import ConfigError, SiteConfig, load_config
 from groupserver.front import run_front
 from groupserver.handoff import HandoffChannel
 from groupserver.listeners import create_listener, describe, remove_unix_paths
+from groupserver.preload import request_spawn, run_preloader
 from groupserver.proctitle import set_process_title
 from groupserver.scaling import GroupScaler, Load
 from groupserver.scoreboard import (
@@ -47,7 +49,7 @@ from groupserver.scoreboard import (
     Slot,
     accumulate,
 )
-from groupserver.worker import EXIT_APP_LOAD_FAILED, WorkerSpec, run_worker
+from groupserver.worker import EXIT_APP_LOAD_FAILED, WorkerSpec, import_group_app, run_worker
 
 log = logging.getLogger("groupserver.master")
 
@@ -64,14 +66,15 @@ _HANDLED = (
 _QUICK_STOP_GRACE = 3.0
 _MAX_BACKOFF = 30.0
 _RECENT_RECYCLES = 20
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass
 class Child:
     """One forked process as the master sees it."""
 
-    pid: int
-    role: str  # "front" | "worker"
+    pid: int  # negative until a preloaded worker has told us its pid
+    role: str  # "front" | "worker" | "preloader"
     group: str | None
     generation: int
     status_fd: int
@@ -83,6 +86,7 @@ class Child:
     reason: str = ""
     kill_at: float | None = None
     pending: bytes = b""
+    control: socket.socket | None = None  # preloader: where spawn requests go
 
     def describe(self) -> str:
         """e.g. 'worker 1234 (group admin)'."""
@@ -97,6 +101,8 @@ class GroupState:
     target: int = 0  # adaptive groups: current size between min and max
     failures: int = 0  # consecutive deaths at start-up
     next_spawn: float = 0.0
+    preload_failures: int = 0
+    preload_next_spawn: float = 0.0
     scaler: GroupScaler | None = None
     restarts: Counter = field(default_factory=Counter)
     recent: deque = field(default_factory=lambda: deque(maxlen=_RECENT_RECYCLES))
@@ -126,12 +132,17 @@ class Master:
         self.reload_started: float | None = None
         self.pid = os.getpid()
         self.scoreboard = Scoreboard()
+        self.next_key = -1  # keys of preloaded workers whose pid is not known yet
+        self.unknown_exits: dict[int, int] = {}
 
     # -- start-up -----------------------------------------------------------------------------
 
     def run(self) -> int:
         """Start everything and supervise until stopped; returns the exit code."""
         set_process_title(f"groupserver: master [{self.config.site}]", "gs-master")
+        # Workers forked by a preloading parent are re-parented to us, so we reap them all.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         for address in self.config.listen:
             self.listeners.append(create_listener(address, self.config.backlog))
         self._adopt_groups(self.config)
@@ -223,7 +234,7 @@ class Master:
         log.info("graceful stop")
         self.stopping = "graceful"
         self.stop_deadline = time.monotonic() + self.config.graceful_timeout
-        for child in self._children("front"):
+        for child in self._children("front") + self._children("preloader"):
             self._signal(child, signal.SIGTERM)
 
     def handle_quick(self) -> None:
@@ -367,11 +378,49 @@ class Master:
         state = self.groups[group]
         if state.scaler is not None:
             self._autoscale(group, state, now)
+        preloader = None
+        if self.config.groups[group].preload:
+            # kept running even when no worker is missing, so a respawn never waits for an import
+            preloader = self._preloader(group)
+            if preloader is None and now >= state.preload_next_spawn:
+                self._fork("preloader", group)
         have = self._current_workers(group)
         missing = self._wanted(group) - len(have)
-        if missing > 0 and now >= state.next_spawn:
+        if missing <= 0 or now < state.next_spawn:
+            return
+        if self.config.groups[group].preload:
+            if preloader is None or not preloader.ready:
+                return
             for _ in range(missing):
-                self._spawn_worker(group)
+                self._spawn_preloaded(group, preloader)
+            return
+        for _ in range(missing):
+            self._spawn_worker(group)
+
+    def _preloader(self, group: str) -> Child | None:
+        for child in self._children("preloader", group):
+            if child.generation == self.generation:
+                return child
+        return None
+
+    def _spawn_preloaded(self, group: str, preloader: Child) -> None:
+        """Ask the group's preloading parent for one worker (it reaches us re-parented)."""
+        assert preloader.control is not None
+        slot = self._allocate_slot("worker", group)
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            request_spawn(preloader.control, slot, status_w)
+        except OSError as exc:
+            log.error("group %s: the preloader did not take a spawn request: %s", group, exc)
+            os.close(status_r)
+            self.scoreboard.release(slot)
+            return
+        finally:
+            os.close(status_w)
+        key = self.next_key
+        self.next_key -= 1
+        self._watch_status(status_r)
+        self.children[key] = Child(key, "worker", group, self.generation, status_r, slot)
 
     def _autoscale(self, group: str, state: GroupState, now: float) -> None:
         assert state.scaler is not None
@@ -449,9 +498,11 @@ class Master:
         child.reason = child.reason or reason
         child.kill_at = time.monotonic() + self._graceful_timeout(child.group)
         log.info("retiring %s: %s", child.describe(), reason)
-        self._signal(child, signal.SIGTERM if child.role == "front" else signal.SIGUSR2)
+        self._signal(child, signal.SIGUSR2 if child.role == "worker" else signal.SIGTERM)
 
     def _signal(self, child: Child, signum: int) -> None:
+        if child.pid <= 0:
+            return  # a preloaded worker that has not told us its pid yet
         try:
             os.kill(child.pid, signum)
         except ProcessLookupError:
@@ -459,28 +510,62 @@ class Master:
 
     # -- forking ------------------------------------------------------------------------------
 
-    def _fork(self, role: str, group: str | None) -> None:
-        kind = ROLE_FRONT if role == "front" else ROLE_WORKER
+    def _allocate_slot(self, role: str, group: str | None) -> int:
+        kind = ROLE_WORKER if role == "worker" else ROLE_FRONT
         slot = self.scoreboard.allocate(kind, self.group_indices.get(group, -1) if group else -1)
         self.scoreboard[slot].generation = self.generation
         self.scoreboard[slot].started = time.time()
+        return slot
+
+    def _watch_status(self, status_r: int) -> None:
+        os.set_blocking(status_r, False)
+        self.poller.register(status_r, select.EPOLLIN)
+
+    def _fork(self, role: str, group: str | None) -> None:
+        slot = self._allocate_slot(role, group)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        control = None
+        if role == "preloader":
+            control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(status_r)
+                if control is not None:
+                    control.close()
+                    self._become_preloader(group or "", status_w, child_control)
                 self._become_child(role, group, status_w, slot)
             except BaseException:
                 traceback.print_exc()
             finally:
                 os._exit(1)
         os.close(status_w)
-        os.set_blocking(status_r, False)
-        self.poller.register(status_r, select.EPOLLIN)
+        if control is not None:
+            child_control.close()
+        self._watch_status(status_r)
         self.scoreboard[slot].pid = pid
         self.children[pid] = Child(pid, role, group, self.generation, status_r, slot)
+        self.children[pid].control = control
 
-    def _become_child(self, role: str, group: str | None, status_w: int, slot: int) -> None:
+    def _become_preloader(self, group: str, status_w: int, control: socket.socket) -> None:
+        self._leave_master()
+        for sock in self.listeners:
+            sock.close()
+        config, channels, scoreboard = self.config, self.channels, self.scoreboard
+        indices, master_pid = self.group_indices, self.pid
+
+        def start_worker(slot: int, status_fd: int, app: object) -> None:
+            spec = WorkerSpec(
+                config, group, channels, status_fd, master_pid, scoreboard, slot, indices
+            )
+            run_worker(spec, app)  # type: ignore[arg-type]
+
+        run_preloader(
+            group, status_w, control, lambda: import_group_app(config, group), start_worker
+        )
+
+    def _leave_master(self) -> None:
+        """In a new child: drop the master's signal handling and its private descriptors."""
         signal.set_wakeup_fd(-1)
         for sig in _HANDLED:
             signal.signal(sig, signal.SIG_DFL)
@@ -490,8 +575,13 @@ class Master:
         for child in self.children.values():
             if child.status_fd >= 0:
                 os.close(child.status_fd)
+            if child.control is not None:
+                child.control.close()
         for channel in self.retired_channels:
             channel.close()
+
+    def _become_child(self, role: str, group: str | None, status_w: int, slot: int) -> None:
+        self._leave_master()
         if role == "front":
             run_front(
                 self.config,
@@ -555,10 +645,16 @@ class Master:
             child.status_fd = -1
 
     def _on_status(self, child: Child, words: list[str]) -> None:
-        if words == ["ready"]:
+        if len(words) == 2 and words[0] == "pid" and words[1].isdigit():
+            self._learn_pid(child, int(words[1]))
+        elif words == ["ready"]:
             child.ready = True
             if child.role == "front":
                 self.front_failures = 0
+                return
+            if child.role == "preloader":
+                self.groups[child.group or ""].preload_failures = 0
+                log.info("group %s: application preloaded by %d", child.group, child.pid)
                 return
             state = self.groups.get(child.group or "")
             if state is None:
@@ -584,6 +680,18 @@ class Master:
                 child.kill_at = time.monotonic() + self._graceful_timeout(child.group)
                 log.info("%s retiring (%s)", child.describe(), reason)
 
+    def _learn_pid(self, child: Child, pid: int) -> None:
+        if child.pid == pid:
+            return
+        if child.pid < 0:
+            del self.children[child.pid]
+            child.pid = pid
+            self.children[pid] = child
+            self.scoreboard[child.slot].pid = pid
+            status = self.unknown_exits.pop(pid, None)
+            if status is not None:  # it died before we read its pid
+                self._forget_child(child, status)
+
     def _reap(self) -> None:
         while True:
             try:
@@ -592,19 +700,36 @@ class Master:
                 return
             if pid == 0:
                 return
-            child = self.children.pop(pid, None)
+            child = self.children.get(pid)
             if child is None:
-                continue  # an orphan we adopted (as PID 1)
-            if child.status_fd >= 0:
-                self._on_status_pipe(child.status_fd)
-                self._close_status(child)
-            self._fold(child)
-            self._on_exit(child, status)
+                # An orphan we adopted (as PID 1 or subreaper), or a preloaded worker whose pid
+                # line we have not read yet: read every pending status line, then look again.
+                for pending in [c for c in self.children.values() if c.pid < 0]:
+                    if pending.status_fd >= 0:
+                        self._on_status_pipe(pending.status_fd)
+                child = self.children.get(pid)
+                if child is None:
+                    if len(self.unknown_exits) < 1024:
+                        self.unknown_exits[pid] = status
+                    continue
+            self._forget_child(child, status)
+        for child in [c for c in self.children.values() if c.pid < 0 and c.status_fd < 0]:
+            self._forget_child(child, 1 << 8)  # never said its pid: it did not start
         # channels of removed groups close once their last worker is gone
         live = {c.group for c in self.children.values()}
         for channel in [ch for ch in self.retired_channels if ch.group not in live]:
             self.retired_channels.remove(channel)
             channel.close()
+
+    def _forget_child(self, child: Child, status: int) -> None:
+        self.children.pop(child.pid, None)
+        if child.status_fd >= 0:
+            self._on_status_pipe(child.status_fd)
+            self._close_status(child)
+        if child.control is not None:
+            child.control.close()
+        self._fold(child)
+        self._on_exit(child, status)
 
     def _fold(self, child: Child) -> None:
         """Keep a finished process's counters in its group's totals and free its slot."""
@@ -635,6 +760,11 @@ class Master:
             self.front_failures = self.front_failures + 1 if died_at_start else 0
             delay = _backoff(self.front_failures)
             self.front_next_spawn = now + delay
+        elif child.role == "preloader":
+            state = self.groups.setdefault(child.group or "", GroupState())
+            state.preload_failures = state.preload_failures + 1 if died_at_start else 0
+            delay = _backoff(state.preload_failures)
+            state.preload_next_spawn = now + delay
         else:
             assert child.group is not None
             state = self.groups.setdefault(child.group, GroupState())

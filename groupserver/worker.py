@@ -67,26 +67,47 @@ class WorkerSpec:
     group_indices: dict[str, int]
 
 
-def run_worker(spec: WorkerSpec) -> None:
-    """Body of a worker process; never returns."""
-    group = spec.site.groups[spec.group]
-    set_process_title(group.title(spec.group), f"wsgi:{spec.group}")
-    base_dir = os.path.dirname(os.path.abspath(spec.site.source_path or "site.yaml"))
+def import_group_app(site: SiteConfig, group_name: str) -> Callable[..., Any]:
+    """Apply the group's environment and import its app; exits the process when that fails."""
+    group = site.groups[group_name]
+    base_dir = os.path.dirname(os.path.abspath(site.source_path or "site.yaml"))
     try:
         prepare_environment(group.chdir, group.python_path, group.env, base_dir)
-        app = load_app(group.app, base_dir)
+        return load_app(group.app, base_dir)
     except AppLoadError as exc:
-        log.error("group %s: cannot load the application: %s", spec.group, exc)
-        os._exit(EXIT_APP_LOAD_FAILED)
+        log.error("group %s: cannot load the application: %s", group_name, exc)
     except BaseException:
-        log.exception("group %s: importing the application failed", spec.group)
-        os._exit(EXIT_APP_LOAD_FAILED)
+        log.exception("group %s: importing the application failed", group_name)
+    sys.stderr.flush()
+    os._exit(EXIT_APP_LOAD_FAILED)
+
+
+def run_worker(spec: WorkerSpec, app: Callable[..., Any] | None = None) -> None:
+    """Body of a worker process (app given when a preloading parent imported it); never returns."""
+    group = spec.site.groups[spec.group]
+    set_process_title(group.title(spec.group), f"wsgi:{spec.group}")
+    os.write(spec.status_fd, b"pid %d\n" % os.getpid())
+    if app is None:
+        app = import_group_app(spec.site, spec.group)
     if group.stack_size:
         threading.stack_size(group.stack_size)
     server = WorkerServer(spec, app)
     code = server.run()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the master still runs (our parent, or our adopter when a preloader forked us)."""
+    if os.getppid() == pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _timeval(seconds: float) -> bytes:
@@ -196,7 +217,7 @@ class WorkerServer:
             watch.tick(now)
             if now >= next_parent_check:
                 next_parent_check = now + 1.0
-                if os.getppid() != self.spec.master_pid:
+                if not _alive(self.spec.master_pid):
                     log.error("worker %d: the master is gone; exiting", os.getpid())
                     return 1
         return 0
