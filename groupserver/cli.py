@@ -33,6 +33,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     route.add_argument("--host", default=None)
     route.add_argument("--method", default="GET")
 
+    status = commands.add_parser("status", help="live per-group stats of a running site")
+    status.add_argument("config")
+    status.add_argument("--once", action="store_true", help="print once and exit")
+    status.add_argument("--json", action="store_true", help="the whole stats document as JSON")
+    status.add_argument("--workers", action="store_true", help="a row per worker too")
+    status.add_argument("--interval", type=float, default=1.0)
+
+    advise = commands.add_parser("advise", help="suggest processes x threads per group")
+    advise.add_argument("config")
+    advise.add_argument("--json", action="store_true")
+
+    ctl = commands.add_parser("ctl", help="control a running site")
+    ctl.add_argument("config")
+    ctl.add_argument("action", choices=["reload", "stop", "scale", "recycle"])
+    ctl.add_argument("group", nargs="?")
+    ctl.add_argument("processes", nargs="?", type=int)
+
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -45,7 +62,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(config)
     if args.command == "route":
         return _route(config, args.url, args.host, args.method)
+    if args.command in ("status", "advise", "ctl"):
+        return _client(config, args)
     return _serve(config)
+
+
+def _client(config: SiteConfig, args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from groupserver.control import control_socket_path, send_command
+    from groupserver.stats.advice import advise
+    from groupserver.stats.view import render_table
+
+    path = control_socket_path(config)
+
+    def ask(request: dict) -> dict:
+        reply = send_command(path, request)
+        if not reply.get("ok"):
+            raise RuntimeError(reply.get("error", "failed"))
+        return reply
+
+    try:
+        if args.command == "ctl":
+            request: dict = {"cmd": args.action}
+            if args.action in ("scale", "recycle"):
+                if not args.group or (args.action == "scale" and args.processes is None):
+                    print(
+                        f"usage: groupserver ctl SITE.yaml {args.action} GROUP"
+                        + (" N" if args.action == "scale" else ""),
+                        file=sys.stderr,
+                    )
+                    return 2
+                request["group"] = args.group
+                if args.action == "scale":
+                    request["processes"] = args.processes
+            print(ask(request)["message"])
+            return 0
+        if args.command == "advise":
+            advice = advise(ask({"cmd": "stats"})["stats"])
+            if args.json:
+                print(json.dumps(advice, indent=1))
+            else:
+                for item in advice:
+                    print(item["text"])
+            return 0
+        while True:
+            doc = ask({"cmd": "stats"})["stats"]
+            if args.json:
+                print(json.dumps(doc, indent=1 if args.once else None), flush=True)
+            else:
+                if not args.once:
+                    print("\x1b[H\x1b[2J", end="")
+                print(render_table(doc, args.workers), flush=True)
+            if args.once:
+                return 0
+            time.sleep(args.interval)
+    except (OSError, RuntimeError) as exc:
+        print(f"groupserver {args.command}: {path}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
 
 
 def _serve(config: SiteConfig) -> int:

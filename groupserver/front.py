@@ -217,6 +217,8 @@ class FrontServer:
         pending.sock.close()
 
     def _reject(self, pending: _Pending, status: int) -> None:
+        if status != 404:
+            self.slot.shed_limits += 1
         try:
             pending.sock.send(error_response(status))
         except OSError:

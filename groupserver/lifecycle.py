@@ -106,6 +106,7 @@ class WorkerWatch:
         slot = self.slot
         slot.rss, slot.pss, slot.uss = sample.rss, sample.pss, sample.uss
         slot.mem_sampled = time.time()
+        self.server.publish_memory_by_path()
         policy = self.policy
         if now - self.born < policy.min_lifetime:
             return

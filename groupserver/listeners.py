@@ -36,6 +36,18 @@ def create_listener(address: ListenAddress, backlog: int) -> socket.socket:
     return sock
 
 
+def parse_address(text: str) -> ListenAddress:
+    """A ListenAddress from "host:port" or "unix:/path" (as written in the YAML)."""
+    from groupserver.config.models import parse_listen
+
+    return ListenAddress(**parse_listen(text))
+
+
+def create_unix_listener(path: str, mode: int | None, backlog: int) -> socket.socket:
+    """Bind and listen on a unix socket path."""
+    return _unix_listener(ListenAddress(kind="unix", path=path, mode=mode), backlog)
+
+
 def _unix_listener(address: ListenAddress, backlog: int) -> socket.socket:
     path = address.path
     try:

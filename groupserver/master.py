@@ -35,20 +35,34 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from groupserver.config import ConfigError, SiteConfig, load_config
+from groupserver.control import ControlCommands, control_socket_path
 from groupserver.front import run_front
+from groupserver.governor import Candidate, MemoryGovernor, MemoryMeter
 from groupserver.handoff import HandoffChannel
-from groupserver.listeners import create_listener, describe, remove_unix_paths
+from groupserver.listeners import (
+    ListenError,
+    create_listener,
+    create_unix_listener,
+    describe,
+    parse_address,
+    remove_unix_paths,
+)
+from groupserver.memory import read_memory
 from groupserver.preload import request_spawn, run_preloader
 from groupserver.proctitle import set_process_title
 from groupserver.scaling import GroupScaler, Load
 from groupserver.scoreboard import (
     MAX_GROUPS,
+    REASON_CODES,
     ROLE_FRONT,
     ROLE_WORKER,
     Scoreboard,
     Slot,
     accumulate,
 )
+from groupserver.stats import prometheus
+from groupserver.stats.document import SiteStats
+from groupserver.stats.service import SmallService, http_answer, line_answer
 from groupserver.worker import EXIT_APP_LOAD_FAILED, WorkerSpec, import_group_app, run_worker
 
 log = logging.getLogger("groupserver.master")
@@ -134,6 +148,14 @@ class Master:
         self.scoreboard = Scoreboard()
         self.next_key = -1  # keys of preloaded workers whose pid is not known yet
         self.unknown_exits: dict[int, int] = {}
+        self.services: list[SmallService] = []
+        self.stats = SiteStats(self)
+        self.governor: MemoryGovernor | None = None
+        self.meter: MemoryMeter | None = None
+        self.governor_next = 0.0
+        self.governor_reading: dict[str, object] = {}
+        self.memory_pressure = False
+        self.control_path: str | None = None
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -152,6 +174,7 @@ class Master:
             signal.signal(sig, self._on_signal)
         self.poller = select.epoll()
         self.poller.register(self.wake_r, select.EPOLLIN)
+        self._start_services()
         log.info(
             "groupserver %s: site %s listening on %s",
             _version(),
@@ -161,7 +184,87 @@ class Master:
         try:
             return self._loop()
         finally:
-            remove_unix_paths(self.listeners)
+            for service in self.services:
+                service.close()
+            remove_unix_paths(self.listeners + [s.listener for s in self.services])
+
+    def _start_services(self) -> None:
+        """The stats listener, the control socket and the memory governor."""
+        stats_listen = self.config.stats.listen
+        if stats_listen:
+            address = parse_address(stats_listen)
+            sock = create_listener(address, 64)
+            self.services.append(SmallService(sock, self.poller, http_answer(self._stats_route)))
+            log.info("stats on %s", describe(sock))
+        self.control_path = control_socket_path(self.config)
+        try:
+            sock = create_unix_listener(self.control_path, 0o600, 16)
+        except ListenError as exc:
+            log.warning("no control socket: %s", exc)
+        else:
+            commands = ControlCommands(self)
+            self.services.append(SmallService(sock, self.poller, line_answer(commands.handle)))
+        self._configure_governor()
+
+    def _configure_governor(self) -> None:
+        gov = self.config.memory_governor
+        if not gov.enabled:
+            self.governor = self.meter = None
+            return
+        if self.governor is None or self.governor.config != gov:
+            self.governor = MemoryGovernor(gov)
+            self.meter = MemoryMeter(gov)
+            log.info(
+                "memory governor: source %s, lower %.0f%%, upper %.0f%%",
+                self.meter.source,
+                gov.lower * 100,
+                gov.upper * 100,
+            )
+
+    def _stats_route(self, head: object) -> tuple[int, str, bytes]:
+        path = getattr(head, "path", "/")
+        if path in ("/stats", "/stats/"):
+            return 200, "application/json", self.stats.json()
+        if path == "/metrics":
+            return 200, prometheus.CONTENT_TYPE, prometheus.render(self.stats.document()).encode()
+        if path == "/healthz":
+            return 200, "text/plain", b"ok\n"
+        if path == "/readyz":
+            missing = [g for g in self.config.groups if not self.ready_workers(g)]
+            if missing or self.stopping:
+                why = "stopping" if self.stopping else "no ready worker: " + ", ".join(missing)
+                return 503, "text/plain", (why + "\n").encode()
+            return 200, "text/plain", b"ready\n"
+        return 404, "text/plain", b"not found: try /stats, /metrics, /healthz, /readyz\n"
+
+    def workers_of(self, group: str) -> list[Child]:
+        """Every live worker of a group (retiring ones included), oldest first."""
+        workers = [c for c in self.children.values() if c.role == "worker" and c.group == group]
+        return sorted(workers, key=lambda c: c.started)
+
+    def ready_workers(self, group: str) -> list[Child]:
+        """Workers of a group that are ready and not retiring."""
+        return [c for c in self._children("worker", group) if c.ready]
+
+    def front_shed_limits(self) -> int:
+        """Requests the fronts refused for a limit (site-wide: before routing)."""
+        total = self.front_totals.shed_limits
+        for child in self.children.values():
+            if child.role == "front":
+                total += self.scoreboard[child.slot].shed_limits
+        return total
+
+    def governor_state(self) -> dict[str, object]:
+        """What the memory governor saw last, and what it did."""
+        if self.governor is None:
+            return {"enabled": False}
+        return {
+            "enabled": True,
+            **self.governor_reading,
+            "lower": self.config.memory_governor.lower,
+            "upper": self.config.memory_governor.upper,
+            "decisions": dict(self.governor.decisions),
+        }
 
     def _adopt_groups(self, config: SiteConfig) -> None:
         """Create channels, scoreboard indices and state for the config's groups."""
@@ -193,6 +296,11 @@ class Master:
             for fd, _mask in events:
                 if fd == self.wake_r:
                     self._drain_wake_pipe()
+                    continue
+                for service in self.services:
+                    if service.owns(fd):
+                        service.on_event(fd)
+                        break
                 else:
                     self._on_status_pipe(fd)
             while self.signals:
@@ -276,6 +384,7 @@ class Master:
             log.error("reload refused: %s", exc)
             return
         self.config = config
+        self._configure_governor()
         self.generation += 1
         self.reload_started = time.monotonic()
         self.front_next_spawn = 0.0
@@ -302,6 +411,20 @@ class Master:
             workers = self._current_workers(group)
             for child in sorted(workers, key=lambda c: c.started, reverse=True)[:-delta]:
                 self._retire(child, "scale_down")
+
+    def set_processes(self, group: str, count: int) -> None:
+        """Scale a group to count workers (ctl scale)."""
+        self.scale(group, count - self._wanted(group), "ctl scale")
+
+    def recycle_group(self, group: str) -> int:
+        """Replace every worker of a group, each once its replacement is ready (ctl recycle)."""
+        workers = self._current_workers(group)
+        for child in workers:
+            child.retiring = True
+            child.awaiting_replacement = True
+            child.reason = "control"
+        log.info("ctl recycle: group %s, %d workers", group, len(workers))
+        return len(workers)
 
     def handle_usr1(self) -> None:
         """Reopen log files everywhere."""
@@ -339,6 +462,12 @@ class Master:
 
     def _maintain(self) -> None:
         now = time.monotonic()
+        self.stats.tick(now)
+        for service in self.services:
+            service.sweep(now)
+        if self.governor is not None and now >= self.governor_next and not self.stopping:
+            self.governor_next = now + self.config.memory_governor.interval
+            self._govern(now)
         for child in list(self.children.values()):
             if child.kill_at is not None and now >= child.kill_at:
                 log.warning("%s did not stop in time; killing it", child.describe())
@@ -388,6 +517,10 @@ class Master:
         missing = self._wanted(group) - len(have)
         if missing <= 0 or now < state.next_spawn:
             return
+        if self.memory_pressure and have:
+            # adaptive respawn: while memory is tight, refill a group slowly
+            state.next_spawn = now + self.config.memory_governor.respawn_delay
+            missing = 1
         if self.config.groups[group].preload:
             if preloader is None or not preloader.ready:
                 return
@@ -441,6 +574,60 @@ class Master:
             self._retire(victim, "scale_down")
         for child in workers:
             state.last_taken[child.pid] = self.scoreboard[child.slot].taken
+
+    def _govern(self, now: float) -> None:
+        """One round of the memory governor."""
+        assert self.governor is not None and self.meter is not None
+        site_pss = sum(self.scoreboard[c.slot].pss for c in self.children.values())
+        own = read_memory()
+        reading = self.meter.read(site_pss + (own.pss if own else 0))
+        if reading is None:
+            return
+        use = reading.fraction
+        self.governor_reading = {
+            "source": reading.source,
+            "used_bytes": reading.used,
+            "limit_bytes": reading.limit,
+            "use": round(use, 4),
+        }
+        self.memory_pressure = use >= self.config.memory_governor.lower
+        candidates = [
+            Candidate(
+                c.pid,
+                c.group or "",
+                self.scoreboard[c.slot].uss,
+                self.config.groups[c.group or ""].memory_priority
+                if c.group in self.config.groups
+                else 0,
+                c.retiring,
+            )
+            for c in self.children.values()
+            if c.role == "worker" and c.pid > 0 and c.ready
+        ]
+        for decision in self.governor.decide(use, candidates, now):
+            child = self.children.get(decision.pid)
+            if child is None:
+                continue
+            log.warning(
+                "memory governor: %s at %.1f%% of %d MiB (%s): %s worker %d of group %s, "
+                "USS %d MiB",
+                "upper bound passed" if decision.action == "kill" else "above lower bound",
+                use * 100,
+                reading.limit >> 20,
+                reading.source,
+                "killing" if decision.action == "kill" else "recycling",
+                decision.pid,
+                decision.group,
+                decision.uss >> 20,
+            )
+            child.reason = decision.reason
+            if decision.action == "kill":
+                child.retiring = True
+                self._signal(child, signal.SIGKILL)
+            else:
+                child.retiring = True
+                child.kill_at = now + self._graceful_timeout(child.group)
+                self.scoreboard[child.slot].recycle = REASON_CODES[decision.reason]
 
     def _is_idle(self, child: Child) -> bool:
         """A worker that holds no connection and took none since the last look."""

@@ -75,6 +75,21 @@ def bucket_index(seconds: float) -> int:
     return len(BUCKETS)
 
 
+MEM_URLS = 16
+MEM_URL_BYTES = 96
+
+
+class MemUrl(ctypes.Structure):
+    """How much one path grew a worker's RSS (the worker's top paths, by total growth)."""
+
+    _fields_ = [
+        ("path", ctypes.c_char * MEM_URL_BYTES),
+        ("count", ctypes.c_uint32),
+        ("max_growth", ctypes.c_uint64),
+        ("total_growth", ctypes.c_uint64),
+    ]
+
+
 class Slot(ctypes.Structure):
     """One process's row. Counters only grow while the process lives."""
 
@@ -87,6 +102,7 @@ class Slot(ctypes.Structure):
         ("recycle", ctypes.c_uint8),  # set by the master or governor: retire after this request
         ("threads", ctypes.c_uint16),
         ("busy", ctypes.c_uint16),
+        ("peak_busy", ctypes.c_uint16),  # most threads busy at once
         ("conns", ctypes.c_uint32),  # connections the worker holds (in flight + idle keep-alive)
         ("generation", ctypes.c_uint16),
         ("started", ctypes.c_double),  # time.time() at fork
@@ -108,6 +124,7 @@ class Slot(ctypes.Structure):
         ("shed_limits", ctypes.c_uint64),  # 4xx by limits (413, 414, 431, 408)
         ("handed", ctypes.c_uint64 * MAX_GROUPS),  # connections this process put in each queue
         ("url", ctypes.c_char * URL_BYTES),  # the oldest request in flight
+        ("mem_urls", MemUrl * MEM_URLS),
     ]
 
 

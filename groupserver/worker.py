@@ -36,6 +36,7 @@ from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_MESSAGE, ChannelFull, Hando
 from groupserver.http.parser import HttpError, Limits, parse_head
 from groupserver.http.response import error_response
 from groupserver.lifecycle import InFlight, LifecyclePolicy, WorkerWatch
+from groupserver.memory import read_rss
 from groupserver.proctitle import set_process_title
 from groupserver.routing import Router
 from groupserver.scoreboard import READY, REASON_CODES, RETIRING, Scoreboard, bucket_index
@@ -159,6 +160,9 @@ class WorkerServer:
             int(self.config.queue_timeout * 1_000_000) if self.config.queue_timeout else 0
         )
         self.retire_requested = False
+        self.statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+        self.page_size = os.sysconf("SC_PAGE_SIZE")
+        self.memory_by_path: dict[str, list[int]] = {}  # path -> [count, max, total] growth
         self.constants = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
@@ -439,9 +443,12 @@ class WorkerServer:
         record = InFlight(ident, started, head.method, head.target, conn)
         self.inflight[ident] = record
         slot.busy += 1
+        if slot.busy > slot.peak_busy:
+            slot.peak_busy = slot.busy
         if slot.busy == 1 or not slot.current_start:
             slot.current_start = wall
             slot.url = head.target.encode("latin-1", "replace")[:119]
+        rss_before = read_rss(self.statm, self.page_size)
         try:
             outcome = run_app(self.app, conn, head, route, self.header_keys, max_body, record)
         finally:
@@ -449,6 +456,9 @@ class WorkerServer:
             slot.busy -= 1
             if not slot.busy:
                 slot.current_start = 0.0
+        growth = read_rss(self.statm, self.page_size) - rss_before
+        if growth > 0:
+            self._note_growth(head.path, growth)
         elapsed = time.monotonic() - started
         slot.requests += 1
         slot.busy_seconds += elapsed
@@ -476,6 +486,33 @@ class WorkerServer:
         if record.timed_out:
             return False
         return outcome.keep_alive
+
+    def _note_growth(self, path: str, growth: int) -> None:
+        """Attribute RSS growth across a request to its path (bounded table)."""
+        entry = self.memory_by_path.get(path)
+        if entry is None:
+            if len(self.memory_by_path) >= 1000:
+                smallest = min(self.memory_by_path, key=lambda p: self.memory_by_path[p][2])
+                if self.memory_by_path[smallest][2] >= growth:
+                    return
+                del self.memory_by_path[smallest]
+            entry = self.memory_by_path[path] = [0, 0, 0]
+        entry[0] += 1
+        entry[1] = max(entry[1], growth)
+        entry[2] += growth
+
+    def publish_memory_by_path(self) -> None:
+        """Copy the paths that grew RSS the most into the scoreboard (main thread)."""
+        table = sorted(self.memory_by_path.items(), key=lambda kv: kv[1][2], reverse=True)
+        rows = self.slot.mem_urls
+        for i in range(len(rows)):
+            row = rows[i]
+            if i < len(table):
+                path, (count, biggest, total) = table[i]
+                row.path = path.encode("latin-1", "replace")[: len(row.path) - 1]
+                row.count, row.max_growth, row.total_growth = count, biggest, total
+            else:
+                row.count = 0
 
     def _park(self, conn: Connection) -> None:
         """Wait for conn's next request without holding a thread."""
@@ -529,6 +566,8 @@ class WorkerServer:
                 self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
 
     def _reject(self, conn: Connection, status: int) -> None:
+        if status != 404:
+            self.slot.shed_limits += 1
         try:
             conn.sock.sendall(error_response(status))
         except OSError:

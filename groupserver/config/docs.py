@@ -26,6 +26,7 @@ from groupserver.config.models import (
     RouteConfig,
     SiteConfig,
 )
+from groupserver.config.monitoring import GovernorConfig, StatsConfig
 from groupserver.config.units import format_size
 
 __all__ = ["EXAMPLE_YAML", "render_markdown"]
@@ -220,6 +221,18 @@ def render_markdown() -> str:
         _doc(GroupLimits),
         "",
         *_table(GroupLimits),
+        "",
+        "## stats",
+        "",
+        _doc(StatsConfig),
+        "",
+        *_table(StatsConfig),
+        "",
+        "## memory_governor",
+        "",
+        _doc(GovernorConfig),
+        "",
+        *_table(GovernorConfig),
         "",
         "## routes[]",
         "",

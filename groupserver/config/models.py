@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from groupserver.config.lifecycle import MemoryLimits, ProcessRange
 from groupserver.config.limits import GroupLimits, Seconds, SiteLimits, Size
+from groupserver.config.monitoring import GovernorConfig, StatsConfig
 from groupserver.config.units import DocType, format_size, parse_size
 
 __all__ = [
@@ -343,6 +344,12 @@ class GroupConfig(BaseModel):
         description="seconds the group's workers have to drain on TERM before they are killed "
         "(unset: the site's graceful_timeout)",
     )
+    memory_priority: StrictInt = Field(
+        0,
+        ge=-100,
+        le=100,
+        description="memory governor: groups with a higher priority give up workers first",
+    )
     memory: MemoryLimits = Field(
         default_factory=MemoryLimits, description="per-worker memory limits (see memory below)"
     )
@@ -600,6 +607,17 @@ class SiteConfig(BaseModel):
     )
     limits: SiteLimits = Field(
         default_factory=SiteLimits, description="HTTP limits and timeouts (see limits below)"
+    )
+    stats: StatsConfig = Field(
+        default_factory=StatsConfig, description="the stats listener (see stats below)"
+    )
+    control_socket: str | None = Field(
+        None,
+        description="unix socket (mode 0600) for `groupserver ctl` (unset: "
+        "'<site file's directory>/.<site>.ctl')",
+    )
+    memory_governor: GovernorConfig = Field(
+        default_factory=GovernorConfig, description="host memory governor (see below)"
     )
     graceful_timeout: StrictFloat = Field(
         30.0, ge=0, le=3600, description="seconds a TERM waits for in-flight requests"

@@ -1,0 +1,1 @@
+"""Seeing inside every group: collecting stats from the scoreboard, and serving them (master)."""

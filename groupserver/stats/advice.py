@@ -1,0 +1,78 @@
+"""`groupserver advise`: a processes x threads suggestion per group, from the collected stats.
+
+Rules of thumb, each stated in the advice so the operator can judge it:
+- Capacity should cover the observed peak concurrency with headroom (x1.5).
+- Requests that waited (backlog or queue time) mean too little capacity.
+- A high involuntary context-switch rate, or many threads per process, means threads fight over
+  the GIL: add processes rather than threads.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+_HEADROOM = 1.5
+_GIL_SWITCHES = 500.0  # involuntary context switches per second per worker that signal contention
+_MAX_THREADS = 8
+_QUEUE_P90 = 0.010
+
+
+def advise_group(g: dict[str, Any]) -> dict[str, Any]:
+    """Advice for one group of the stats document."""
+    processes = max(1, len([w for w in g["workers"] if w["state"] != "retiring"]))
+    threads = g["threads_per_process"]
+    capacity = processes * threads
+    peak = g["concurrency"]["peak"]
+    mean = g["concurrency"]["mean"]
+    queue_p90 = g["latency_seconds"]["queue"]["p90"] or 0.0
+    workers = [w for w in g["workers"] if w["state"] == "ready"] or g["workers"]
+    switches = max((w["involuntary_ctx_per_s"] for w in workers), default=0.0)
+    uss = [w["uss_bytes"] for w in workers if w["uss_bytes"]]
+    facts = {
+        "processes": processes,
+        "threads": threads,
+        "peak_concurrency": peak,
+        "mean_concurrency": mean,
+        "capacity_utilisation": g["capacity_utilisation"],
+        "queue_p90_seconds": queue_p90,
+        "backlog_max": g["backlog_max"],
+        "involuntary_ctx_per_s": switches,
+        "uss_per_worker_bytes": int(sum(uss) / len(uss)) if uss else 0,
+    }
+    need = max(1, math.ceil(peak * _HEADROOM))
+    starved = g["backlog_max"] > 0 or queue_p90 > _QUEUE_P90
+    if starved:
+        need = max(need, capacity + max(1, capacity // 2))
+    contended = switches > _GIL_SWITCHES or threads > _MAX_THREADS
+    if need > capacity:
+        if contended:
+            new_threads = min(threads, _MAX_THREADS)
+            new_processes = math.ceil(need / new_threads)
+            why = f"GIL contention ({switches:.0f} involuntary switches/s)"
+        else:
+            new_processes, new_threads = processes, math.ceil(need / processes)
+            why = "threads are cheap here"
+        reason = (
+            f"peak {peak} of {capacity} threads busy, backlog max {g['backlog_max']}, "
+            f"queue p90 {queue_p90 * 1000:.1f} ms: add capacity; {why}"
+        )
+    elif need < capacity / 2:
+        new_processes = min(processes, max(1, math.ceil(need / threads)))
+        new_threads = max(1, math.ceil(need / new_processes))
+        reason = f"peak {peak} of {capacity} threads busy: most threads sit idle"
+    else:
+        new_processes, new_threads = processes, threads
+        reason = f"peak {peak} of {capacity} threads busy: capacity fits"
+    suggestion = f"processes: {new_processes}, threads: {new_threads}"
+    return {
+        "group": g["name"],
+        "facts": facts,
+        "suggest": {"processes": new_processes, "threads": new_threads},
+        "text": f"{g['name']}: {reason}; suggest {suggestion}",
+    }
+
+
+def advise(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Advice for every group."""
+    return [advise_group(g) for g in doc["groups"].values()]
