@@ -39,7 +39,14 @@ from groupserver.lifecycle import InFlight, LifecyclePolicy, WorkerWatch
 from groupserver.memory import read_rss
 from groupserver.proctitle import set_process_title
 from groupserver.routing import Router
-from groupserver.scoreboard import READY, REASON_CODES, RETIRING, Scoreboard, bucket_index
+from groupserver.scoreboard import (
+    MEM_URL_BYTES,
+    READY,
+    REASON_CODES,
+    RETIRING,
+    Scoreboard,
+    bucket_index,
+)
 from groupserver.wsgi import Connection, FileWrapper, base_environ_for, run_app
 
 log = logging.getLogger("groupserver.worker")
@@ -509,7 +516,7 @@ class WorkerServer:
             row = rows[i]
             if i < len(table):
                 path, (count, biggest, total) = table[i]
-                row.path = path.encode("latin-1", "replace")[: len(row.path) - 1]
+                row.path = path.encode("latin-1", "replace")[: MEM_URL_BYTES - 1]
                 row.count, row.max_growth, row.total_growth = count, biggest, total
             else:
                 row.count = 0

@@ -16,16 +16,19 @@ def _labels(**labels: Any) -> str:
 
 
 class _Writer:
+    """Collects samples by metric family: the format wants each family's samples together."""
+
     def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.declared: set[str] = set()
+        self.families: dict[str, list[str]] = {}
+
+    def _family(self, name: str, mtype: str, help_text: str) -> list[str]:
+        family = self.families.get(name)
+        if family is None:
+            family = self.families[name] = [f"# HELP {name} {help_text}", f"# TYPE {name} {mtype}"]
+        return family
 
     def metric(self, name: str, mtype: str, help_text: str, value: float, **labels: Any) -> None:
-        if name not in self.declared:
-            self.declared.add(name)
-            self.lines.append(f"# HELP {name} {help_text}")
-            self.lines.append(f"# TYPE {name} {mtype}")
-        self.lines.append(f"{name}{_labels(**labels)} {_number(value)}")
+        self._family(name, mtype, help_text).append(f"{name}{_labels(**labels)} {_number(value)}")
 
     def histogram(
         self,
@@ -36,17 +39,17 @@ class _Writer:
         total: float,
         **labels: Any,
     ) -> None:
-        if name not in self.declared:
-            self.declared.add(name)
-            self.lines.append(f"# HELP {name} {help_text}")
-            self.lines.append(f"# TYPE {name} histogram")
+        family = self._family(name, "histogram", help_text)
         running = 0
         for bound, count in zip(bounds + [float("inf")], counts, strict=True):
             running += count
             le = "+Inf" if bound == float("inf") else _number(bound)
-            self.lines.append(f"{name}_bucket{_labels(**labels, le=le)} {running}")
-        self.lines.append(f"{name}_sum{_labels(**labels)} {_number(total)}")
-        self.lines.append(f"{name}_count{_labels(**labels)} {running}")
+            family.append(f"{name}_bucket{_labels(**labels, le=le)} {running}")
+        family.append(f"{name}_sum{_labels(**labels)} {_number(total)}")
+        family.append(f"{name}_count{_labels(**labels)} {running}")
+
+    def text(self) -> str:
+        return "\n".join(line for family in self.families.values() for line in family) + "\n"
 
 
 def _number(value: float) -> str:
@@ -209,4 +212,4 @@ def render(doc: dict[str, Any]) -> str:
                 count,
                 reason=reason,
             )
-    return "\n".join(w.lines) + "\n"
+    return w.text()

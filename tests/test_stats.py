@@ -1,0 +1,202 @@
+"""Seeing inside every group: /stats, /metrics, status, advise and ctl against a real server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+
+from conftest import site_yaml, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
+from groupserver.control import send_command
+
+TWO_GROUPS = site_yaml(
+    {"main": {"processes": 2, "threads": 2}, "admin": {"app": "lifecycle_app:application"}},
+    routes="- {prefix: /admin, group: admin, mount: true}",
+    extra="stats: {listen: '127.0.0.1:0'}",
+)
+
+
+def _stats_address(server) -> tuple[str, int]:
+    m = re.search(r"stats on ([\d.]+):(\d+)", server.wait_log("stats on"))
+    assert m
+    return m.group(1), int(m.group(2))
+
+
+def _get(address, path: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
+    conn = http.client.HTTPConnection(*address, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Content-Type", ""), resp.read()
+    finally:
+        conn.close()
+
+
+def _cli(server, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "groupserver", *args[:1], str(server.config), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def _drive_known_traffic(server) -> None:
+    for n in range(7):
+        assert server.request("GET", f"/page{n}")[0] == 200
+    assert server.request("GET", "/error")[0] == 500
+    for n in range(3):
+        assert server.request("GET", f"/admin/x{n}")[0] == 200
+
+
+def test_stats_and_metrics_count_known_traffic_exactly(make_server):
+    server = make_server(TWO_GROUPS)
+    address = _stats_address(server)
+    _drive_known_traffic(server)
+
+    def settled():
+        doc = json.loads(_get(address, "/stats")[2])
+        return doc if doc["groups"]["main"]["requests_total"] == 8 else None
+
+    doc = wait_for(settled)
+    main, admin = doc["groups"]["main"], doc["groups"]["admin"]
+    assert main["requests_total"] == 8 and admin["requests_total"] == 3
+    assert main["responses"]["2xx"] == 7 and main["responses"]["5xx"] == 1
+    assert admin["responses"]["2xx"] == 3 and admin["responses"]["5xx"] == 0
+    assert sum(main["latency_seconds"]["app"]["buckets"]) == 8
+    assert 0 < main["latency_seconds"]["app"]["p50"] < 1.0  # plausible for an echo app
+    assert main["latency_seconds"]["queue"]["p99"] < 1.0
+    assert len(main["workers"]) == 2 and len(admin["workers"]) == 1
+    for worker in main["workers"]:
+        assert worker["state"] == "ready" and worker["threads"] == 2
+        assert worker["pid"] > 0
+    wait_for(
+        lambda: (
+            json.loads(_get(address, "/stats")[2])["groups"]["main"]["workers"][0]["uss_bytes"] > 0
+        )
+    )
+    assert main["backlog"] == 0 and main["failing"] is False
+
+    status, content_type, body = _get(address, "/metrics")
+    assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    requests = {s.labels["group"]: s.value for s in families["groupserver_requests"].samples}
+    assert requests == {"main": 8, "admin": 3}
+    responses = {
+        (s.labels["group"], s.labels["status"]): s.value
+        for s in families["groupserver_responses"].samples
+    }
+    assert responses[("main", "2xx")] == 7 and responses[("main", "5xx")] == 1
+    counts = [
+        s.value
+        for s in families["groupserver_request_duration_seconds"].samples
+        if s.name.endswith("_count") and s.labels["group"] == "admin"
+    ]
+    assert counts == [3]
+    assert _get(address, "/healthz")[0] == 200
+    assert _get(address, "/readyz")[0] == 200
+    assert _get(address, "/nope")[0] == 404
+
+
+def test_stats_answer_while_every_worker_is_busy(make_server):
+    server = make_server(
+        site_yaml({"main": {"threads": 1}}, extra="stats: {listen: '127.0.0.1:0'}")
+    )
+    address = _stats_address(server)
+    hung = threading.Thread(target=lambda: server.request("GET", "/sleep?s=3", timeout=20))
+    hung.start()
+    wait_for(lambda: json.loads(_get(address, "/stats")[2])["groups"]["main"]["busy_threads"])
+    doc = json.loads(_get(address, "/stats", timeout=2)[2])
+    (worker,) = doc["groups"]["main"]["workers"]
+    assert worker["current_request"]["url"] == "/sleep?s=3"
+    reply = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"}, timeout=2)
+    assert reply["ok"]
+    hung.join(20)
+
+
+def test_status_once_json_and_advise_print_their_fields(make_server):
+    server = make_server(TWO_GROUPS)
+    _drive_known_traffic(server)
+    wait_for(
+        lambda: (
+            json.loads(_cli(server, "status", "--once", "--json").stdout)["groups"]["main"][
+                "requests_total"
+            ]
+            == 8
+        )
+    )
+    table = _cli(server, "status", "--once", "--workers")
+    assert table.returncode == 0
+    assert re.search(r"^main\s+2\s+2\s", table.stdout, re.M)
+    assert re.search(r"^admin\s+1\s+1\s", table.stdout, re.M)
+    advice = _cli(server, "advise")
+    assert advice.returncode == 0
+    assert re.search(
+        r"^main: peak \d+ of 4 threads busy.*suggest processes: \d+, threads: \d+$",
+        advice.stdout,
+        re.M,
+    ), advice.stdout
+    structured = json.loads(_cli(server, "advise", "--json").stdout)
+    assert {a["group"] for a in structured} == {"main", "admin"}
+    for item in structured:
+        assert {
+            "processes",
+            "threads",
+            "peak_concurrency",
+            "capacity_utilisation",
+            "queue_p90_seconds",
+            "involuntary_ctx_per_s",
+            "uss_per_worker_bytes",
+        } <= set(item["facts"])
+
+
+def test_memory_growth_is_attributed_to_the_url_that_allocates(make_server):
+    server = make_server(TWO_GROUPS)
+    for n in range(3):
+        server.request("GET", f"/admin/list{n}")
+        server.request("GET", "/admin/alloc?mb=30")
+
+    def top():
+        doc = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
+        urls = doc["groups"]["admin"]["memory_by_url"]
+        return urls if urls and urls[0]["count"] == 3 else None
+
+    urls = wait_for(top)
+    assert urls[0]["path"] == "/admin/alloc"
+    assert urls[0]["max_growth_bytes"] >= 25 * 2**20
+    assert urls[0]["total_growth_bytes"] >= 75 * 2**20
+
+
+def test_ctl_scale_recycle_reload_and_stop(make_server):
+    server = make_server(TWO_GROUPS)
+    pids = {p.pid for p in server.processes_titled("(wsgi:main)")}
+    assert _cli(server, "ctl", "scale", "main", "3").returncode == 0
+    wait_for(lambda: len(server.processes_titled("(wsgi:main)")) == 3)
+    assert _cli(server, "ctl", "scale", "main", "1").returncode == 0
+    wait_for(lambda: len(server.processes_titled("(wsgi:main)")) == 1)
+    (admin,) = server.processes_titled("(wsgi:admin)")
+    assert _cli(server, "ctl", "recycle", "admin").returncode == 0
+    wait_for(
+        lambda: (
+            [p for p in server.processes_titled("(wsgi:admin)") if p.pid != admin.pid]
+            and admin.pid not in {p.pid for p in server.processes_titled("(wsgi:admin)")}
+        )
+    )
+    doc = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
+    assert doc["groups"]["admin"]["restarts"] == {"control": 1}
+    assert doc["groups"]["admin"]["recent_recycles"][0]["pid"] == admin.pid
+    bad = _cli(server, "ctl", "scale", "nope", "2")
+    assert bad.returncode == 1 and "no such group" in bad.stderr
+    assert _cli(server, "ctl", "reload").returncode == 0
+    server.wait_log("reload: generation 1 serving")
+    assert not pids & {p.pid for p in server.processes_titled("(wsgi:main)")}
+    assert _cli(server, "ctl", "stop").returncode == 0
+    server.proc.wait(20)
+    assert server.proc.returncode == 0
+    time.sleep(0.1)
