@@ -24,6 +24,7 @@ from typing import Any
 from groupserver.config import SiteConfig
 from groupserver.handoff import ChannelFull, HandoffChannel, now_us
 from groupserver.http.parser import HttpError, Limits, parse_head
+from groupserver.http.proxy_protocol import parse_proxy_header
 from groupserver.http.response import error_response
 from groupserver.proctitle import set_process_title
 from groupserver.routing import Router
@@ -42,6 +43,8 @@ class _Pending:
     started: float
     buf: bytearray = field(default_factory=bytearray)
     registered: bool = False
+    awaiting_proxy: bool = False  # the listener expects a PROXY header first
+    peer: tuple[str, int] | None = None
 
 
 class FrontServer:
@@ -77,6 +80,11 @@ class FrontServer:
         self.queued: dict[str, deque[_Pending]] = {g: deque() for g in channels}
         self.channel_fds = {ch.send_end.fileno(): name for name, ch in channels.items()}
         self.listen_fds = {s.fileno(): s for s in listeners}
+        self.proxy_fds = {
+            s.fileno()
+            for s, address in zip(listeners, site.listen, strict=False)
+            if address.proxy_protocol
+        }
         self.accepting = False
         self.stopping = False
         self.stop_deadline = 0.0
@@ -162,9 +170,12 @@ class FrontServer:
             sock.setblocking(False)
             if tcp:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._read_head(_Pending(sock, now_us(), time.monotonic()))
-        if self._pending_count() >= self.max_pending:
-            self._stop_accepting()
+            pending = _Pending(sock, now_us(), time.monotonic())
+            pending.awaiting_proxy = lsock.fileno() in self.proxy_fds
+            self._read_head(pending)
+            if self._pending_count() >= self.max_pending:
+                self._stop_accepting()  # the rest wait in the kernel's listen backlog
+                return
 
     def _read_head(self, pending: _Pending) -> None:
         sock = pending.sock
@@ -180,6 +191,14 @@ class FrontServer:
             return
         pending.buf += data
         try:
+            if pending.awaiting_proxy:
+                proxied = parse_proxy_header(pending.buf)
+                if proxied is None:
+                    self._wait_for_head(pending)
+                    return
+                consumed, pending.peer = proxied
+                del pending.buf[:consumed]
+                pending.awaiting_proxy = False
             parsed = parse_head(pending.buf, self.head_limits)
         except HttpError as exc:
             self._reject(pending, exc.status)
@@ -229,7 +248,9 @@ class FrontServer:
         queue = self.queued[group]
         if not queue:
             try:
-                self.channels[group].send(pending.sock, pending.buf, pending.accepted_us)
+                self.channels[group].send(
+                    pending.sock, pending.buf, pending.accepted_us, peer=pending.peer
+                )
             except ChannelFull:
                 queue.append(pending)
                 self.ep.register(self.channels[group].send_end.fileno(), select.EPOLLOUT)
@@ -250,7 +271,7 @@ class FrontServer:
         while queue:
             pending = queue[0]
             try:
-                channel.send(pending.sock, pending.buf, pending.accepted_us)
+                channel.send(pending.sock, pending.buf, pending.accepted_us, peer=pending.peer)
             except ChannelFull:
                 return
             except OSError as exc:

@@ -19,8 +19,9 @@ import struct
 import time
 from dataclasses import dataclass
 
-# queue_start (µs since the epoch), flags
-_META = struct.Struct("!qB")
+# queue_start (µs since the epoch), flags, requests already served on the connection,
+# length of the peer address that follows
+_META = struct.Struct("!qBIB")
 FLAG_NEEDS_HEAD = 1  # handed back idle: wait for the next request head before routing
 
 # A head is at most 64 KiB by the parser's limits; the front never sends more than this.
@@ -37,6 +38,8 @@ class Handoff:
     data: bytes
     queue_start_us: int
     flags: int
+    peer: tuple[str, int] | None = None  # the client, when a PROXY header named it
+    served: int = 0  # requests served on this connection before (max_keepalive_requests)
 
 
 class ChannelFull(Exception):
@@ -68,12 +71,14 @@ class HandoffChannel:
         queue_start_us: int | None = None,
         flags: int = 0,
         wait: float = 0.0,
+        peer: tuple[str, int] | None = None,
+        served: int = 0,
     ) -> None:
         """Queue ``conn`` with the ``data`` already read from it; the caller then closes conn.
 
         Raises ChannelFull when the queue stays full for ``wait`` seconds.
         """
-        send_handoff(self.send_end, conn, data, queue_start_us, flags, wait)
+        send_handoff(self.send_end, conn, data, queue_start_us, flags, wait, peer, served)
 
     def receive(self) -> Handoff | None:
         """Take one queued connection without waiting; None when the queue is empty."""
@@ -92,11 +97,15 @@ def send_handoff(
     queue_start_us: int | None = None,
     flags: int = 0,
     wait: float = 0.0,
+    peer: tuple[str, int] | None = None,
+    served: int = 0,
 ) -> None:
     """Send one connection over a channel's send end (see HandoffChannel.send)."""
-    if len(data) > MAX_MESSAGE - _META.size:
+    if len(data) > MAX_MESSAGE - _META.size - 255:
         raise ValueError("hand-off data too large")
-    meta = _META.pack(now_us() if queue_start_us is None else queue_start_us, flags)
+    peer_bytes = f"{peer[0]} {peer[1]}".encode("ascii") if peer else b""
+    start = now_us() if queue_start_us is None else queue_start_us
+    meta = _META.pack(start, flags, min(served, 0xFFFFFFFF), len(peer_bytes)) + peer_bytes
     fds = struct.pack("i", conn.fileno())
     anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
     deadline = None
@@ -137,5 +146,9 @@ def receive_handoff(end: socket.socket) -> Handoff | None:
     if msg_flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(msg) < _META.size:
         sock.close()
         return None
-    queue_start_us, flags = _META.unpack_from(msg)
-    return Handoff(sock, msg[_META.size :], queue_start_us, flags)
+    queue_start_us, flags, served, peer_len = _META.unpack_from(msg)
+    peer = None
+    if peer_len:
+        host, _, port = msg[_META.size : _META.size + peer_len].decode("ascii").partition(" ")
+        peer = (host, int(port))
+    return Handoff(sock, msg[_META.size + peer_len :], queue_start_us, flags, peer, served)

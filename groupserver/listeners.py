@@ -62,6 +62,13 @@ def _unix_listener(address: ListenAddress, backlog: int) -> socket.socket:
         sock.bind(path)
         if address.mode is not None:
             os.chmod(path, address.mode)
+        if address.owner is not None or address.group is not None:
+            from groupserver.identity import IdentityError, chown_path
+
+            try:
+                chown_path(path, address.owner, address.group)
+            except IdentityError as exc:
+                raise ListenError(f"cannot listen on {address.display()}: {exc}") from None
         sock.listen(backlog)
     except OSError as exc:
         sock.close()

@@ -39,6 +39,7 @@ from groupserver.control import ControlCommands, control_socket_path
 from groupserver.front import run_front
 from groupserver.governor import Candidate, MemoryGovernor, MemoryMeter
 from groupserver.handoff import HandoffChannel
+from groupserver.identity import drop_privileges
 from groupserver.listeners import (
     ListenError,
     create_listener,
@@ -63,6 +64,7 @@ from groupserver.scoreboard import (
 from groupserver.stats import prometheus
 from groupserver.stats.document import SiteStats
 from groupserver.stats.service import SmallService, http_answer, line_answer
+from groupserver.systemd import Notifier, inherited_sockets
 from groupserver.worker import EXIT_APP_LOAD_FAILED, WorkerSpec, import_group_app, run_worker
 
 log = logging.getLogger("groupserver.master")
@@ -156,6 +158,7 @@ class Master:
         self.governor_reading: dict[str, object] = {}
         self.memory_pressure = False
         self.control_path: str | None = None
+        self.notifier = Notifier()
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -165,8 +168,14 @@ class Master:
         # Workers forked by a preloading parent are re-parented to us, so we reap them all.
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        for address in self.config.listen:
-            self.listeners.append(create_listener(address, self.config.backlog))
+        if self.config.umask is not None:
+            os.umask(self.config.umask)
+        self.listeners = inherited_sockets()
+        if self.listeners:
+            log.info("using %d sockets passed by systemd (LISTEN_FDS)", len(self.listeners))
+        else:
+            for address in self.config.listen:
+                self.listeners.append(create_listener(address, self.config.backlog))
         self._adopt_groups(self.config)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
@@ -340,6 +349,7 @@ class Master:
         if self.stopping:
             return
         log.info("graceful stop")
+        self.notifier.notify("STOPPING=1", "STATUS=stopping")
         self.stopping = "graceful"
         self.stop_deadline = time.monotonic() + self.config.graceful_timeout
         for child in self._children("front") + self._children("preloader"):
@@ -348,6 +358,7 @@ class Master:
     def handle_quick(self) -> None:
         """Quick stop: every child exits now."""
         log.info("quick stop")
+        self.notifier.notify("STOPPING=1", "STATUS=stopping")
         self.stopping = "quick"
         self.stop_deadline = time.monotonic() + _QUICK_STOP_GRACE
         for child in list(self.children.values()):
@@ -387,6 +398,11 @@ class Master:
         self._configure_governor()
         self.generation += 1
         self.reload_started = time.monotonic()
+        self.notifier.notify(
+            "RELOADING=1",
+            f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
+            f"STATUS=reloading: generation {self.generation}",
+        )
         self.front_next_spawn = 0.0
         for state in self.groups.values():
             state.next_spawn = 0.0
@@ -496,12 +512,11 @@ class Master:
             self._maybe_finish_reload(now)
         elif not self.announced_ready and all(c.ready for c in self.children.values()):
             self.announced_ready = True
-            log.info(
-                "ready: %s",
-                ", ".join(
-                    f"{g} {self._wanted(g)}x{cfg.threads}" for g, cfg in self.config.groups.items()
-                ),
+            summary = ", ".join(
+                f"{g} {self._wanted(g)}x{cfg.threads}" for g, cfg in self.config.groups.items()
             )
+            log.info("ready: %s", summary)
+            self.notifier.notify("READY=1", f"STATUS=serving {summary}", f"MAINPID={os.getpid()}")
 
     def _maintain_group(self, group: str, now: float) -> None:
         state = self.groups[group]
@@ -678,6 +693,7 @@ class Master:
                 self._retire(child, "reload")
         self.reload_started = None
         log.info("reload: generation %d serving", self.generation)
+        self.notifier.notify("READY=1", f"STATUS=serving generation {self.generation}")
 
     def _retire(self, child: Child, reason: str) -> None:
         child.retiring = True
@@ -736,6 +752,8 @@ class Master:
 
     def _become_preloader(self, group: str, status_w: int, control: socket.socket) -> None:
         self._leave_master()
+        cfg = self.config.groups[group]
+        drop_privileges(cfg.user, cfg.group)
         for sock in self.listeners:
             sock.close()
         config, channels, scoreboard = self.config, self.channels, self.scoreboard
@@ -766,6 +784,11 @@ class Master:
                 child.control.close()
         for channel in self.retired_channels:
             channel.close()
+        for service in self.services:
+            service.listener.close()
+            for client in list(service.clients.values()):
+                client.sock.close()
+        self.notifier.close()
 
     def _become_child(self, role: str, group: str | None, status_w: int, slot: int) -> None:
         self._leave_master()

@@ -32,9 +32,11 @@ from groupserver.accesslog import AccessLog
 from groupserver.appload import AppLoadError, load_app, prepare_environment
 from groupserver.config import SiteConfig
 from groupserver.config.limits import effective_limits
+from groupserver.forwarded import TrustedProxies
 from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_MESSAGE, ChannelFull, HandoffChannel, now_us
 from groupserver.http.parser import HttpError, Limits, parse_head
 from groupserver.http.response import error_response
+from groupserver.identity import IdentityError, drop_privileges
 from groupserver.lifecycle import InFlight, LifecyclePolicy, WorkerWatch
 from groupserver.memory import read_rss
 from groupserver.proctitle import set_process_title
@@ -95,6 +97,11 @@ def run_worker(spec: WorkerSpec, app: Callable[..., Any] | None = None) -> None:
     group = spec.site.groups[spec.group]
     set_process_title(group.title(spec.group), f"wsgi:{spec.group}")
     os.write(spec.status_fd, b"pid %d\n" % os.getpid())
+    try:
+        drop_privileges(group.user, group.group)
+    except (IdentityError, OSError) as exc:
+        log.error("group %s: cannot switch to user %s: %s", spec.group, group.user, exc)
+        os._exit(EXIT_APP_LOAD_FAILED)
     if app is None:
         app = import_group_app(spec.site, spec.group)
     if group.stack_size:
@@ -182,6 +189,7 @@ class WorkerServer:
             "groupserver.group": spec.group,
         }
         self.header_keys: dict[str, str] = {}
+        self.proxies = TrustedProxies(spec.site.forwarded_allow_ips)
         self.ep = select.epoll()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ep.register(self.wake_r, _EPOLLIN)
@@ -372,7 +380,10 @@ class WorkerServer:
             return
         self._count_conn(1)
         self.slot.taken += 1
-        conn = Connection(sock, handoff.data, base_environ_for(sock, self.constants))
+        env = base_environ_for(sock, self.constants, handoff.peer)
+        proxies = self.proxies if self.proxies.trusts(env["REMOTE_ADDR"]) else None
+        conn = Connection(sock, handoff.data, env, handoff.peer, proxies)
+        conn.requests = handoff.served
         conn.queue_start_us = handoff.queue_start_us
         if handoff.flags & FLAG_NEEDS_HEAD and not conn.buf:
             self._park(conn)
@@ -532,6 +543,9 @@ class WorkerServer:
         fd = conn.sock.fileno()
         if not conn.buf:
             conn.last_active = time.monotonic()
+        elif time.monotonic() - conn.last_active > self.spec.site.limits.head_timeout:
+            self._reject(conn, 408)  # a head trickling in byte by byte (slowloris)
+            return
         self.parked[fd] = conn
         try:
             if self.fd_items.get(fd, 0) is None:  # registered before: re-arm the one-shot
@@ -590,7 +604,13 @@ class WorkerServer:
             return
         try:
             channel.send(
-                conn.sock, conn.buf, conn.queue_start_us or None, flags, self.limits.write_timeout
+                conn.sock,
+                conn.buf,
+                conn.queue_start_us or None,
+                flags,
+                self.limits.write_timeout,
+                conn.peer,
+                conn.requests,
             )
             index = self.group_indices.get(group)
             if index is not None:

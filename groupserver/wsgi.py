@@ -43,15 +43,33 @@ class ClientDisconnected(ConnectionError):
 class Connection:
     """A client connection owned by one worker, with the bytes read but not yet consumed."""
 
-    __slots__ = ("sock", "buf", "base_environ", "requests", "last_active", "queue_start_us")
+    __slots__ = (
+        "sock",
+        "buf",
+        "base_environ",
+        "requests",
+        "last_active",
+        "queue_start_us",
+        "peer",
+        "proxies",
+    )
 
-    def __init__(self, sock: socket.socket, data: bytes, base_environ: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        data: bytes,
+        base_environ: dict[str, Any],
+        peer: tuple[str, int] | None = None,
+        proxies: Any = None,
+    ) -> None:
         self.sock = sock
         self.buf = bytearray(data)
         self.base_environ = base_environ
         self.requests = 0
         self.last_active = time.monotonic()
         self.queue_start_us = 0
+        self.peer = peer  # the client named by a PROXY header, if any
+        self.proxies = proxies  # TrustedProxies when the peer may set forwarding headers
 
     def fileno(self) -> int:
         """The socket's file descriptor."""
@@ -65,24 +83,28 @@ class Connection:
             pass
 
 
-def base_environ_for(sock: socket.socket, constants: dict[str, Any]) -> dict[str, Any]:
+def base_environ_for(
+    sock: socket.socket, constants: dict[str, Any], peer: tuple[str, int] | None = None
+) -> dict[str, Any]:
     """The per-connection part of the environ: server and peer addresses plus group constants."""
     env = dict(constants)
+    if peer is not None:
+        env["REMOTE_ADDR"], env["REMOTE_PORT"] = peer[0], str(peer[1])
     try:
         local = sock.getsockname()
-        peer = sock.getpeername()
+        remote = sock.getpeername() if peer is None else peer
     except OSError:
-        local = peer = ""
+        local = remote = ""
     if isinstance(local, tuple):
         env["SERVER_NAME"] = local[0]
         env["SERVER_PORT"] = str(local[1])
-        env["REMOTE_ADDR"] = peer[0] if isinstance(peer, tuple) else ""
-        env["REMOTE_PORT"] = str(peer[1]) if isinstance(peer, tuple) else ""
+        env.setdefault("REMOTE_ADDR", remote[0] if isinstance(remote, tuple) else "")
+        env.setdefault("REMOTE_PORT", str(remote[1]) if isinstance(remote, tuple) else "")
     else:
         env["SERVER_NAME"] = "localhost"
         env["SERVER_PORT"] = ""
-        env["REMOTE_ADDR"] = "127.0.0.1"
-        env["REMOTE_PORT"] = ""
+        env.setdefault("REMOTE_ADDR", "")
+        env.setdefault("REMOTE_PORT", "")
     return env
 
 
@@ -128,7 +150,10 @@ class InputStream(io.RawIOBase):
             self._continue_due = False
             if not self.response_started:
                 conn.sock.sendall(_CONTINUE)
-        data = conn.sock.recv(_RECV)
+        try:
+            data = conn.sock.recv(_RECV)
+        except BlockingIOError:  # SO_RCVTIMEO: the body paused longer than body_timeout
+            raise HttpError(408, "request body timeout") from None
         if not data:
             raise ClientDisconnected("client closed the connection during the request body")
         return data
@@ -523,6 +548,12 @@ def build_environ(
             env[key] = value
     env.pop("HTTP_CONTENT_LENGTH", None)
     env.pop("HTTP_CONTENT_TYPE", None)
+    if head.target[0] != "/" and head.host is not None:
+        env["HTTP_HOST"] = head.host  # absolute-form: the target's authority wins (RFC 9112 3.2.2)
+    if conn.proxies is not None and (
+        "HTTP_X_FORWARDED_FOR" in env or "HTTP_X_FORWARDED_PROTO" in env or "HTTP_FORWARDED" in env
+    ):
+        conn.proxies.apply(env)
     if route.environ:
         env.update(route.environ)
     return env
@@ -581,8 +612,9 @@ def run_app(
                 if chunk:
                     response.write(chunk)
         response.finish()
-    except (ConnectionError, TimeoutError, ClientDisconnected) as exc:
-        log.debug("client went away during %s %s: %s", head.method, head.target, exc)
+    except (ConnectionError, TimeoutError, BlockingIOError) as exc:
+        # BlockingIOError: SO_SNDTIMEO, the client stopped reading for write_timeout
+        log.debug("client went away during %s %s: %r", head.method, head.target, exc)
         return RequestOutcome(response.status_code or 499, response.sent, False)
     except HttpError as exc:
         # raised from wsgi.input: a malformed or oversized body

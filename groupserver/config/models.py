@@ -217,6 +217,17 @@ class ListenAddress(BaseModel):
         AfterValidator(_check_unix_mode),
         DocType("octal string such as '0660'"),
     ] = Field(None, description="unix socket permissions, e.g. '0660' (unset: umask decides)")
+    owner: Annotated[str | None, BeforeValidator(_scalar_to_str)] = Field(
+        None, description="unix socket owner (user name or uid)"
+    )
+    group: Annotated[str | None, BeforeValidator(_scalar_to_str)] = Field(
+        None, description="unix socket group (group name or gid)"
+    )
+    proxy_protocol: StrictBool = Field(
+        False,
+        description="connections start with a PROXY protocol v1 or v2 header (HAProxy, AWS "
+        "NLB); the client address is taken from it",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -237,8 +248,8 @@ class ListenAddress(BaseModel):
 
     @model_validator(mode="after")
     def _mode_only_for_unix(self) -> ListenAddress:
-        if self.kind == "tcp" and self.mode is not None:
-            raise problem("mode applies to unix sockets only", show_input=False)
+        if self.kind == "tcp" and (self.mode, self.owner, self.group) != (None, None, None):
+            raise problem("mode, owner and group apply to unix sockets only", show_input=False)
         return self
 
     def display(self) -> str:
@@ -300,6 +311,12 @@ class GroupConfig(BaseModel):
         None,
         description="stack size of each request thread; below 256K regex, json and C "
         "extensions may overflow it (warning), below 64K is refused (unset: system default)",
+    )
+    user: Annotated[str | None, BeforeValidator(_scalar_to_str)] = Field(
+        None, description="run the workers as this user (name or uid; the master must be root)"
+    )
+    group: Annotated[str | None, BeforeValidator(_scalar_to_str)] = Field(
+        None, description="run the workers with this group (name or gid; default: the user's)"
     )
     preload: StrictBool = Field(
         False,
@@ -618,6 +635,14 @@ class SiteConfig(BaseModel):
     )
     memory_governor: GovernorConfig = Field(
         default_factory=GovernorConfig, description="host memory governor (see below)"
+    )
+    forwarded_allow_ips: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="peers (addresses or CIDRs, '*' for any) whose X-Forwarded-For, "
+        "X-Forwarded-Proto and Forwarded headers set REMOTE_ADDR and wsgi.url_scheme",
+    )
+    umask: Annotated[StrictInt | None, BeforeValidator(_unix_mode)] = Field(
+        None, description="umask of every process, as an octal string such as '0022'"
     )
     graceful_timeout: StrictFloat = Field(
         30.0, ge=0, le=3600, description="seconds a TERM waits for in-flight requests"
