@@ -73,6 +73,8 @@ class RunningServer:
         return None
 
     def _listening(self) -> bool:
+        if re.search(r"listening on unix:", self.log()):
+            return True
         m = re.search(r"listening on (\S+?):(\d+)(,|\s|$)", self.log())
         if m:
             self.host = m.group(1).strip("[]")

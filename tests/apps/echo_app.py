@@ -58,6 +58,8 @@ def echo(environ, start_response):
             "multiprocess": environ["wsgi.multiprocess"],
             "app_name": environ.get("newrelic.app_name"),
             "remote_addr": environ.get("REMOTE_ADDR"),
+            "url_scheme": environ["wsgi.url_scheme"],
+            "https": environ.get("HTTPS"),
         },
     )
 
