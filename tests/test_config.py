@@ -161,7 +161,7 @@ def test_unix_socket_mode_is_octal(mode, expected):
         ("'8000'", "listen[0]: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH (got '8000')"),
         ("'unix:'", "listen[0]: unix socket path is empty (got 'unix:')"),
         ("{mode: '0660'}", "listen[0]: needs an 'address' key"),
-        ("{address: ':80', mode: '0660'}", "listen[0]: mode applies to unix sockets only"),
+        ("{address: ':80', mode: '0660'}", "listen[0]: mode, owner and group apply to unix sockets only"),
         (
             "{address: 'unix:/s', mode: '0999'}",
             "listen[0].mode: must be an octal permission mode such as '0660' (got '0999')",
