@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 def control_socket_path(config: SiteConfig) -> str:
     """Where the master listens for control commands."""
-    if config.control_socket:
-        return config.control_socket
     base = os.path.dirname(os.path.abspath(config.source_path or "site.yaml"))
+    if config.control_socket:
+        return os.path.join(base, config.control_socket)  # relative: to the YAML's directory
     return os.path.join(base, f".{config.site}.ctl")
 
 

@@ -62,6 +62,7 @@ from groupserver.scoreboard import (
     accumulate,
 )
 from groupserver.stats import prometheus
+from groupserver.stats.collect import merge_memory_rows
 from groupserver.stats.document import SiteStats
 from groupserver.stats.service import SmallService, http_answer, line_answer
 from groupserver.systemd import Notifier, inherited_sockets
@@ -124,6 +125,7 @@ class GroupState:
     recent: deque = field(default_factory=lambda: deque(maxlen=_RECENT_RECYCLES))
     totals: Slot = field(default_factory=Slot)  # counters of workers that are gone
     last_taken: dict[int, int] = field(default_factory=dict)
+    memory_by_url: dict[str, list[int]] = field(default_factory=dict)  # of finished workers
 
 
 class Master:
@@ -949,6 +951,10 @@ class Master:
         elif child.group in self.groups:
             state = self.groups[child.group]
             accumulate(state.totals, slot)
+            merge_memory_rows(state.memory_by_url, slot)
+            if len(state.memory_by_url) > 1000:  # keep the biggest paths only
+                biggest = sorted(state.memory_by_url.items(), key=lambda kv: -kv[1][2])[:500]
+                state.memory_by_url = dict(biggest)
             state.last_taken.pop(child.pid, None)
         self.scoreboard.release(child.slot)
 

@@ -161,7 +161,10 @@ def test_unix_socket_mode_is_octal(mode, expected):
         ("'8000'", "listen[0]: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH (got '8000')"),
         ("'unix:'", "listen[0]: unix socket path is empty (got 'unix:')"),
         ("{mode: '0660'}", "listen[0]: needs an 'address' key"),
-        ("{address: ':80', mode: '0660'}", "listen[0]: mode, owner and group apply to unix sockets only"),
+        (
+            "{address: ':80', mode: '0660'}",
+            "listen[0]: mode, owner and group apply to unix sockets only",
+        ),
         (
             "{address: 'unix:/s', mode: '0999'}",
             "listen[0].mode: must be an octal permission mode such as '0660' (got '0999')",
@@ -171,7 +174,7 @@ def test_unix_socket_mode_is_octal(mode, expected):
             "listen[0].mode: must be an octal permission mode between '0000' and '0777' "
             "(quote it) (got 660)",
         ),
-        ("{address: 'unix:/s', owner: x}", "listen[0].owner: unknown key"),
+        ("{address: 'unix:/s', owners: x}", "listen[0].owners: unknown key"),
         ("[]", "listen: must not be empty (got [])"),
         ("[':80', '0.0.0.0:80']", "listen[1]: duplicate of listen[0] (got '0.0.0.0:80')"),
     ],

@@ -93,18 +93,24 @@ def group_totals(total: Slot, slots: list[Slot]) -> Slot:
     return agg
 
 
-def memory_by_url(slots: list[Slot], limit: int) -> list[dict[str, Any]]:
-    """Merge the workers' per-path RSS growth tables; largest total growth first."""
-    merged: dict[str, list[int]] = {}
+def merge_memory_rows(into: dict[str, list[int]], slot: Slot) -> None:
+    """Add a worker's per-path RSS growth rows to a {path: [count, max, total]} table."""
+    for row in slot.mem_urls:
+        if not row.count:
+            continue
+        entry = into.setdefault(row.path.decode("latin-1"), [0, 0, 0])
+        entry[0] += row.count
+        entry[1] = max(entry[1], row.max_growth)
+        entry[2] += row.total_growth
+
+
+def memory_by_url(
+    slots: list[Slot], limit: int, finished: dict[str, list[int]] | None = None
+) -> list[dict[str, Any]]:
+    """Merge the live workers' per-path RSS growth with that of finished ones; largest first."""
+    merged: dict[str, list[int]] = {k: list(v) for k, v in (finished or {}).items()}
     for slot in slots:
-        for row in slot.mem_urls:
-            if not row.count:
-                continue
-            path = row.path.decode("latin-1")
-            entry = merged.setdefault(path, [0, 0, 0])
-            entry[0] += row.count
-            entry[1] = max(entry[1], row.max_growth)
-            entry[2] += row.total_growth
+        merge_memory_rows(merged, slot)
     ranked = sorted(merged.items(), key=lambda kv: kv[1][2], reverse=True)[:limit]
     return [
         {"path": path, "count": c, "max_growth_bytes": m, "total_growth_bytes": t}

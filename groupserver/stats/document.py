@@ -86,7 +86,7 @@ class SiteStats:
                 master.backlog(name),
                 dict(state.restarts),
                 list(state.recent),
-                memory_by_url(slots, master.config.stats.top_urls),
+                memory_by_url(slots, master.config.stats.top_urls, state.memory_by_url),
                 master.group_failing(name),
             )
         return {
