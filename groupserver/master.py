@@ -512,7 +512,11 @@ class Master:
             self._spawn_front()
         if self.reload_started is not None:
             self._maybe_finish_reload(now)
-        elif not self.announced_ready and all(c.ready for c in self.children.values()):
+        elif (
+            not self.announced_ready
+            and all(c.ready for c in self.children.values())
+            and all(self.ready_workers(g) for g in self.config.groups)
+        ):
             self.announced_ready = True
             summary = ", ".join(
                 f"{g} {self._wanted(g)}x{cfg.threads}" for g, cfg in self.config.groups.items()

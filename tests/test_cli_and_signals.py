@@ -1,0 +1,155 @@
+"""The command line (check, route), the remaining signals (TTIN/TTOU, USR1), the access log,
+IPv6 and unix listeners, mounts, and per-group users — each against a real server."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, site_yaml, wait_for
+
+
+def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "groupserver", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+    )
+
+
+def test_check_prints_groups_and_routes():
+    result = _run("check", str(ROOT / "configs" / "partitioned.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "volume: 3 processes x 5 threads" in result.stdout
+    assert "admin: 1 processes x 3 threads" in result.stdout
+    assert "prefix /admin -> admin" in result.stdout
+
+
+def test_check_names_the_key_and_reason_of_a_bad_config(tmp_path):
+    bad = tmp_path / "site.yaml"
+    bad.write_text("groups:\n  admin: {app: 'a:b', threads: 0}\n")
+    result = _run("check", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}: groups.admin.threads: must be >= 1 (got 0)" in result.stderr
+
+
+def test_route_prints_the_group_for_a_url():
+    config = str(ROOT / "configs" / "partitioned.yaml")
+    result = _run("route", config, "/admin/users?x=1")
+    assert result.returncode == 0
+    assert "group admin (routes[2]: prefix /admin)" in result.stdout
+    assert "group volume" in _run("route", config, "/").stdout
+    assert "group main (default group)" in _run("route", config, "/other").stdout
+
+
+def test_ttin_and_ttou_change_the_default_group(make_server):
+    server = make_server(site_yaml({"main": {"processes": 1}, "other": {}}))
+    server.send_signal(signal.SIGTTIN)
+    wait_for(lambda: len(server.processes_titled("(wsgi:main)")) == 2)
+    server.send_signal(signal.SIGTTOU)
+    wait_for(lambda: len(server.processes_titled("(wsgi:main)")) == 1)
+    server.send_signal(signal.SIGTTOU)  # never below one
+    server.wait_log("already has one process")
+    assert len(server.processes_titled("(wsgi:other)")) == 1
+
+
+def test_access_log_and_usr1_reopen(make_server, tmp_path):
+    log_path = tmp_path / "access.log"
+    server = make_server(
+        site_yaml(
+            {"main": {}, "admin": {}},
+            routes="- {prefix: /admin, group: admin}",
+            extra=f"access_log: '{log_path}'",
+        )
+    )
+    server.request("GET", "/hello?x=1", headers={"User-Agent": "tester/1", "Referer": "http://r/"})
+    server.request("GET", "/admin/a")
+    lines = wait_for(lambda: len(log_path.read_text().splitlines()) >= 2 and log_path.read_text())
+    assert re.search(
+        r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /hello\?x=1 HTTP/1\.1" 200 \d+ "http://r/" '
+        r'"tester/1" main \d+$',
+        lines,
+        re.M,
+    ), lines
+    assert re.search(r'"GET /admin/a HTTP/1\.1" 200 \d+ "-" "[^"]*" admin \d+$', lines, re.M)
+    os.rename(log_path, tmp_path / "access.log.1")  # what logrotate does
+    server.send_signal(signal.SIGUSR1)
+    wait_for(lambda: log_path.exists())
+    server.request("GET", "/after-rotate")
+    wait_for(lambda: "/after-rotate" in log_path.read_text())
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback here")
+def test_ipv6_listener(make_server):
+    server = make_server(site_yaml({"main": {}}).replace("'127.0.0.1:0'", "'[::1]:0'"))
+    assert server.host == "::1"
+    with socket.create_connection(("::1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /six HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert b'"path_info": "/six"' in data and b'"remote_addr": "::1"' in data
+
+
+def test_mounted_route_moves_the_prefix_to_script_name(make_server):
+    server = make_server(
+        site_yaml(
+            {"main": {}, "admin": {}}, routes="- {prefix: /admin/, group: admin, mount: true}"
+        )
+    )
+    seen = server.get_json("/admin/users/7")
+    assert (seen["group"], seen["script_name"], seen["path_info"]) == (
+        "admin",
+        "/admin",
+        "/users/7",
+    )
+
+
+def test_umask_applies_to_unix_sockets(make_server, tmp_path):
+    path = tmp_path / "u.sock"
+    make_server(
+        site_yaml({"main": {}}, extra="umask: '0077'").replace(
+            "listen: ['127.0.0.1:0']", f"listen: ['unix:{path}']"
+        )
+    )
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_group_workers_run_as_the_configured_user(make_server):
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no 'nobody' user")
+    # orphan_app imports only modules the master already loaded: `nobody` may not be able to
+    # read this Python's standard library (e.g. a pyenv install under /root)
+    app = "orphan_app:application"
+    server = make_server(
+        site_yaml(
+            {"main": {"app": app}, "low": {"app": app, "user": "nobody"}},
+            routes="- {prefix: /low, group: low}",
+        )
+    )
+    (low,) = server.processes_titled("(wsgi:low)")
+    (main,) = server.processes_titled("(wsgi:main)")
+    assert low.uids().real == nobody.pw_uid and low.gids().real == nobody.pw_gid
+    assert main.uids().real == 0
+    assert server.get_json("/low/x")["pid"] == low.pid
