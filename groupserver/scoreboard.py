@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+from bisect import bisect_left
 from collections.abc import Iterator
 
 MAX_GROUPS = 32
@@ -68,11 +69,8 @@ REASON_CODES = {name: code for code, name in enumerate(REASONS)}
 
 
 def bucket_index(seconds: float) -> int:
-    """The histogram bucket a duration falls in."""
-    for i, bound in enumerate(BUCKETS):
-        if seconds <= bound:
-            return i
-    return len(BUCKETS)
+    """The histogram bucket a duration falls in (bucket i holds BUCKETS[i-1] < d <= BUCKETS[i])."""
+    return bisect_left(BUCKETS, seconds)
 
 
 MEM_URLS = 16

@@ -61,8 +61,11 @@ def test_stats_and_metrics_count_known_traffic_exactly(make_server):
     _drive_known_traffic(server)
 
     def settled():
+        # a worker counts a request just after sending its response: wait for the last one
         doc = json.loads(_get(address, "/stats")[2])
-        return doc if doc["groups"]["main"]["requests_total"] == 8 else None
+        groups = doc["groups"]
+        done = groups["main"]["requests_total"] == 8 and groups["admin"]["requests_total"] == 3
+        return doc if done else None
 
     doc = wait_for(settled)
     main, admin = doc["groups"]["main"], doc["groups"]["admin"]
