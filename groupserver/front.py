@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from groupserver.accesslog import reopen_error_logs
 from groupserver.config import SiteConfig
 from groupserver.handoff import ChannelFull, HandoffChannel, now_us
 from groupserver.http.parser import HttpError, Limits, parse_head
@@ -95,8 +96,9 @@ class FrontServer:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_quit)
         signal.signal(signal.SIGQUIT, self._on_quit)
-        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, lambda *_: reopen_error_logs())
         for lsock in self.listeners:
             lsock.setblocking(False)
         self._start_accepting()

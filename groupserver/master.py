@@ -34,6 +34,7 @@ import traceback
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from groupserver.accesslog import reopen_error_logs
 from groupserver.config import ConfigError, SiteConfig, load_config
 from groupserver.control import ControlCommands, control_socket_path
 from groupserver.front import run_front
@@ -446,9 +447,7 @@ class Master:
 
     def handle_usr1(self) -> None:
         """Reopen log files everywhere."""
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.FileHandler):
-                handler.close()  # reopened on the next record
+        reopen_error_logs()
         for child in self.children.values():
             self._signal(child, signal.SIGUSR1)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from groupserver.accesslog import AccessLog
+from groupserver.accesslog import AccessLog, reopen_error_logs
 from groupserver.appload import AppLoadError, load_app, prepare_environment
 from groupserver.config import SiteConfig
 from groupserver.config.limits import effective_limits
@@ -273,6 +273,7 @@ class WorkerServer:
 
     def _on_reopen(self, signum: int, frame: Any) -> None:
         self.access_log.reopen()
+        reopen_error_logs()
 
     def _wake(self) -> None:
         try:
