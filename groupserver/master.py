@@ -31,8 +31,6 @@ import signal
 import socket
 import time
 import traceback
-from collections import Counter, deque
-from dataclasses import dataclass, field
 
 from groupserver.accesslog import reopen_error_logs
 from groupserver.config import ConfigError, SiteConfig, load_config
@@ -66,6 +64,7 @@ from groupserver.stats import prometheus
 from groupserver.stats.collect import merge_memory_rows
 from groupserver.stats.document import SiteStats
 from groupserver.stats.service import SmallService, http_answer, line_answer
+from groupserver.supervision import Child, GroupState, backoff, describe_status
 from groupserver.systemd import Notifier, inherited_sockets
 from groupserver.worker import EXIT_APP_LOAD_FAILED, WorkerSpec, import_group_app, run_worker
 
@@ -82,51 +81,7 @@ _HANDLED = (
     signal.SIGCHLD,
 )
 _QUICK_STOP_GRACE = 3.0
-_MAX_BACKOFF = 30.0
-_RECENT_RECYCLES = 20
 _PR_SET_CHILD_SUBREAPER = 36
-
-
-@dataclass
-class Child:
-    """One forked process as the master sees it."""
-
-    pid: int  # negative until a preloaded worker has told us its pid
-    role: str  # "front" | "worker" | "preloader"
-    group: str | None
-    generation: int
-    status_fd: int
-    slot: int
-    started: float = field(default_factory=time.monotonic)
-    ready: bool = False
-    retiring: bool = False
-    awaiting_replacement: bool = False
-    reason: str = ""
-    kill_at: float | None = None
-    pending: bytes = b""
-    control: socket.socket | None = None  # preloader: where spawn requests go
-
-    def describe(self) -> str:
-        """e.g. 'worker 1234 (group admin)'."""
-        return f"{self.role} {self.pid}" + (f" (group {self.group})" if self.group else "")
-
-
-@dataclass
-class GroupState:
-    """Supervision state of one group across its workers' lives."""
-
-    extra: int = 0  # TTIN/TTOU adjustments
-    target: int = 0  # adaptive groups: current size between min and max
-    failures: int = 0  # consecutive deaths at start-up
-    next_spawn: float = 0.0
-    preload_failures: int = 0
-    preload_next_spawn: float = 0.0
-    scaler: GroupScaler | None = None
-    restarts: Counter = field(default_factory=Counter)
-    recent: deque = field(default_factory=lambda: deque(maxlen=_RECENT_RECYCLES))
-    totals: Slot = field(default_factory=Slot)  # counters of workers that are gone
-    last_taken: dict[int, int] = field(default_factory=dict)
-    memory_by_url: dict[str, list[int]] = field(default_factory=dict)  # of finished workers
 
 
 class Master:
@@ -962,7 +917,7 @@ class Master:
         self.scoreboard.release(child.slot)
 
     def _on_exit(self, child: Child, status: int) -> None:
-        how = _describe_status(status)
+        how = describe_status(status)
         planned = child.retiring or self.stopping
         if child.role == "worker" and child.group in self.groups:
             state = self.groups[child.group]
@@ -977,18 +932,18 @@ class Master:
         died_at_start = not child.ready or os.waitstatus_to_exitcode(status) == EXIT_APP_LOAD_FAILED
         if child.role == "front":
             self.front_failures = self.front_failures + 1 if died_at_start else 0
-            delay = _backoff(self.front_failures)
+            delay = backoff(self.front_failures)
             self.front_next_spawn = now + delay
         elif child.role == "preloader":
             state = self.groups.setdefault(child.group or "", GroupState())
             state.preload_failures = state.preload_failures + 1 if died_at_start else 0
-            delay = _backoff(state.preload_failures)
+            delay = backoff(state.preload_failures)
             state.preload_next_spawn = now + delay
         else:
             assert child.group is not None
             state = self.groups.setdefault(child.group, GroupState())
             state.failures = state.failures + 1 if died_at_start else 0
-            delay = _backoff(state.failures)
+            delay = backoff(state.failures)
             state.next_spawn = now + delay
             if state.failures >= 3:
                 log.error(
@@ -1004,22 +959,6 @@ class Master:
         """Whether the group's workers keep dying at start-up."""
         state = self.groups.get(group)
         return state is not None and state.failures >= 3
-
-
-def _backoff(failures: int) -> float:
-    if failures <= 0:
-        return 0.0
-    return min(_MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
-
-
-def _describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        signum = os.WTERMSIG(status)
-        try:
-            return f"killed by {signal.Signals(signum).name}"
-        except ValueError:
-            return f"killed by signal {signum}"
-    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 def _version() -> str:

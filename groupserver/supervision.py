@@ -1,0 +1,76 @@
+"""What the master knows about each child process and each group across their lives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from groupserver.scaling import GroupScaler
+from groupserver.scoreboard import Slot
+
+MAX_BACKOFF = 30.0
+RECENT_RECYCLES = 20
+
+
+@dataclass
+class Child:
+    """One forked process as the master sees it."""
+
+    pid: int  # negative until a preloaded worker has told us its pid
+    role: str  # "front" | "worker" | "preloader"
+    group: str | None
+    generation: int
+    status_fd: int
+    slot: int
+    started: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    retiring: bool = False
+    awaiting_replacement: bool = False
+    reason: str = ""
+    kill_at: float | None = None
+    pending: bytes = b""
+    control: socket.socket | None = None  # preloader: where spawn requests go
+
+    def describe(self) -> str:
+        """e.g. 'worker 1234 (group admin)'."""
+        return f"{self.role} {self.pid}" + (f" (group {self.group})" if self.group else "")
+
+
+@dataclass
+class GroupState:
+    """Supervision state of one group across its workers' lives."""
+
+    extra: int = 0  # TTIN/TTOU adjustments
+    target: int = 0  # adaptive groups: current size between min and max
+    failures: int = 0  # consecutive deaths at start-up
+    next_spawn: float = 0.0
+    preload_failures: int = 0
+    preload_next_spawn: float = 0.0
+    scaler: GroupScaler | None = None
+    restarts: Counter = field(default_factory=Counter)
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_RECYCLES))
+    totals: Slot = field(default_factory=Slot)  # counters of workers that are gone
+    last_taken: dict[int, int] = field(default_factory=dict)
+    memory_by_url: dict[str, list[int]] = field(default_factory=dict)  # of finished workers
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait before the next start after this many deaths at start-up in a row."""
+    if failures <= 0:
+        return 0.0
+    return min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+
+
+def describe_status(status: int) -> str:
+    """A wait status as words: 'exit code 3', 'killed by SIGKILL'."""
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        try:
+            return f"killed by {signal.Signals(signum).name}"
+        except ValueError:
+            return f"killed by signal {signum}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
