@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from groupserver.config.monitoring import GovernorConfig
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+WORTHWHILE_SHARE = 0.05  # of the largest worker's USS
 
 
 def _read(path: str) -> str | None:
@@ -28,16 +29,21 @@ def _read(path: str) -> str | None:
         return None
 
 
-def own_cgroup_dir(root: str = CGROUP_ROOT) -> str | None:
-    """The cgroup v2 directory of this process, or None without a unified hierarchy."""
+def own_cgroup_dir(root: str | None = None) -> str | None:
+    """The cgroup v2 directory of this process, or None without a unified hierarchy.
+
+    Looks under /sys/fs/cgroup (cgroup v2 hosts) and /sys/fs/cgroup/unified (hybrid hosts).
+    """
     text = _read("/proc/self/cgroup")
     if text is None:
         return None
+    roots = [root] if root else [CGROUP_ROOT, os.path.join(CGROUP_ROOT, "unified")]
     for line in text.splitlines():
         if line.startswith("0::"):
-            path = os.path.join(root, line[3:].lstrip("/"))
-            if os.path.exists(os.path.join(path, "memory.current")):
-                return path
+            for base in roots:
+                path = os.path.join(base, line[3:].lstrip("/"))
+                if os.path.exists(os.path.join(path, "memory.current")):
+                    return path
     return None
 
 
@@ -139,31 +145,50 @@ class MemoryGovernor:
         pressure = min(1.0, (fraction - lower) / (upper - lower))
         return max(1, math.ceil(eligible * pressure**2))
 
-    def decide(self, fraction: float, candidates: list[Candidate], now: float) -> list[Decision]:
-        """The decisions for one interval."""
+    def decide(
+        self,
+        fraction: float,
+        candidates: list[Candidate],
+        now: float,
+        excess: int | None = None,
+    ) -> list[Decision]:
+        """The decisions for one interval.
+
+        ``excess`` (bytes above the lower bound), when given, also ends the recycling once the
+        picked workers' USS covers it. A worker is worth recycling only if its USS is at least a
+        twentieth of the largest worker's: recycling small (often freshly started) workers gives
+        nothing back and would only churn processes.
+        """
         config = self.config
         if fraction < config.upper:
             self.above_upper_since = None
-        if fraction < config.lower:
+        if fraction < config.lower or not candidates:
             return []
         live = Counter(c.group for c in candidates if not c.retiring)
+        worthwhile = max(c.uss for c in candidates) * WORTHWHILE_SHARE
         order = sorted(
-            (c for c in candidates if not c.retiring), key=lambda c: (-c.priority, -c.uss)
+            (c for c in candidates if not c.retiring and c.uss >= worthwhile),
+            key=lambda c: (-c.priority, -c.uss),
         )
         out: list[Decision] = []
         if fraction >= config.upper:
             if self.above_upper_since is None:
                 self.above_upper_since = now
-            if order and now - self.above_upper_since >= config.mercy:
-                victim = max(order, key=lambda c: c.uss)
+            if now - self.above_upper_since >= config.mercy:
+                # the largest, even one already flagged for recycling: it is still in a request
+                # and still holds its memory
+                victim = max(candidates, key=lambda c: c.uss)
                 out.append(Decision(victim.pid, victim.group, victim.uss, "kill", "governor_kill"))
-                live[victim.group] -= 1
-                order.remove(victim)
+                if not victim.retiring:
+                    live[victim.group] -= 1
+                if victim in order:
+                    order.remove(victim)
                 self.above_upper_since = now  # the next kill gets its own mercy
         budget = self.wanted(fraction, len(order))
+        reclaimed = sum(d.uss for d in out)
         per_group: Counter = Counter()
         for candidate in order:
-            if budget <= 0:
+            if budget <= 0 or (excess is not None and reclaimed >= excess):
                 break
             if per_group[candidate.group] >= config.max_recycles_per_group:
                 continue
@@ -174,6 +199,7 @@ class MemoryGovernor:
             )
             per_group[candidate.group] += 1
             live[candidate.group] -= 1
+            reclaimed += candidate.uss
             budget -= 1
         for decision in out:
             self.decisions[decision.reason] += 1

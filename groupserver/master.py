@@ -553,10 +553,23 @@ class Master:
     def _govern(self, now: float) -> None:
         """One round of the memory governor."""
         assert self.governor is not None and self.meter is not None
-        site_pss = sum(self.scoreboard[c.slot].pss for c in self.children.values())
+        site_pss = 0
+        for child in self.children.values():
+            if child.role == "worker":
+                site_pss += self.scoreboard[child.slot].pss  # the worker samples itself
+            elif child.pid > 0:
+                sample = read_memory(child.pid)  # fronts and preloaders: we read them
+                site_pss += sample.pss if sample else 0
         own = read_memory()
         reading = self.meter.read(site_pss + (own.pss if own else 0))
         if reading is None:
+            if not self.governor_reading.get("warned"):
+                log.warning(
+                    "memory governor: no reading from source %s (no cgroup memory limit?); "
+                    "it does nothing until one is available",
+                    self.meter.source,
+                )
+                self.governor_reading = {"warned": True}
             return
         use = reading.fraction
         self.governor_reading = {
@@ -577,9 +590,10 @@ class Master:
                 c.retiring,
             )
             for c in self.children.values()
-            if c.role == "worker" and c.pid > 0 and c.ready
+            if c.role == "worker" and c.pid > 0 and c.ready and c.reason != "governor_kill"
         ]
-        for decision in self.governor.decide(use, candidates, now):
+        excess = reading.used - int(self.config.memory_governor.lower * reading.limit)
+        for decision in self.governor.decide(use, candidates, now, excess):
             child = self.children.get(decision.pid)
             if child is None:
                 continue

@@ -37,8 +37,11 @@ class GovernorConfig(BaseModel):
     Above `lower` it flags the workers with the largest USS for a graceful recycle after their
     current request, more of them the closer use is to `upper`:
     `n = ceil(candidates * ((use - lower) / (upper - lower)) ** 2)` (quadratic: a gentle start
-    just above `lower`, nearly every candidate near `upper`). Above `upper`, after `mercy` seconds
-    over it, it kills the largest worker at once. It never picks a worker already retiring, recycles
+    just above `lower`, nearly every candidate near `upper`), stopping once their USS covers the
+    excess over `lower`; only workers with at least 5% of the largest worker's USS count as
+    candidates (recycling small, fresh workers gives nothing back and would only churn). Above
+    `upper`, after `mercy` seconds over it, it kills the largest worker at once, even one already
+    recycling (it still holds its memory). It never recycles a worker already retiring, recycles
     at most `max_recycles_per_group` per group per interval, takes the last worker of a group only
     above `upper`, goes through groups by `memory_priority` (higher first), and delays respawns
     while use stays above `lower` (adaptive respawn). Every decision is logged with its numbers.
