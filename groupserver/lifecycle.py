@@ -21,7 +21,7 @@ from typing import Any
 from groupserver.config import GroupConfig
 from groupserver.http.response import error_response
 from groupserver.memory import read_memory
-from groupserver.scoreboard import REASONS, Slot
+from groupserver.scoreboard import REASONS, URL_BYTES, Slot
 
 log = logging.getLogger("groupserver.worker")
 
@@ -80,6 +80,7 @@ class WorkerWatch:
 
     def tick(self, now: float) -> None:
         """One round of checks; called about every 100 ms."""
+        self._publish_current(now)
         if now >= self.next_memory:
             self.next_memory = now + self.policy.memory_interval
             self._check_memory(now)
@@ -98,6 +99,17 @@ class WorkerWatch:
                     idle_for,
                 )
                 self.server.retire("inactivity", now_flag=False)
+
+    def _publish_current(self, now: float) -> None:
+        """Put the oldest request in flight (URL, start) in the scoreboard for the stats."""
+        records = list(self.server.inflight.values())
+        slot = self.slot
+        if not records:
+            slot.current_start = 0.0
+            return
+        oldest = min(records, key=lambda r: r.started)
+        slot.url = oldest.target.encode("latin-1", "replace")[: URL_BYTES - 1]
+        slot.current_start = time.time() - (now - oldest.started)
 
     def _check_memory(self, now: float) -> None:
         sample = read_memory()

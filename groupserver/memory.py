@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from os import pread as _pread
 
 
 @dataclass(slots=True)
@@ -33,8 +34,5 @@ def read_memory(pid: int | str = "self") -> MemorySample | None:
 
 
 def read_rss(statm_fd: int, page_size: int) -> int:
-    """RSS in bytes from an open /proc/self/statm (a pread: a few microseconds)."""
-    import os
-
-    fields = os.pread(statm_fd, 128, 0).split()
-    return int(fields[1]) * page_size
+    """RSS in bytes from an open /proc/self/statm (one pread, about a microsecond)."""
+    return int(_pread(statm_fd, 64, 0).split(b" ", 2)[1]) * page_size

@@ -112,8 +112,7 @@ class Slot(ctypes.Structure):
         ("uss", ctypes.c_uint64),
         ("pss", ctypes.c_uint64),
         ("mem_sampled", ctypes.c_double),
-        ("busy_seconds", ctypes.c_double),  # thread-seconds spent serving requests
-        ("app_seconds", ctypes.c_double),
+        ("app_seconds", ctypes.c_double),  # thread-seconds spent serving requests
         ("queue_seconds", ctypes.c_double),
         ("status", ctypes.c_uint64 * 6),  # index = status // 100 (0: connection failures)
         ("app_hist", ctypes.c_uint32 * N_BUCKETS),
@@ -165,7 +164,6 @@ class Scoreboard:
 _COUNTERS = (
     "requests",
     "taken",
-    "busy_seconds",
     "app_seconds",
     "queue_seconds",
     "shed_queue",

@@ -108,8 +108,14 @@ def base_environ_for(
     return env
 
 
-class InputStream(io.RawIOBase):
-    """wsgi.input: the request body, de-chunked, that never reads past the end of the request."""
+class InputStream:
+    """wsgi.input: the request body, de-chunked, that never reads past the end of the request.
+
+    A plain class rather than an io.RawIOBase: creating io objects costs microseconds per request
+    and PEP 3333 asks only for read, readline, readlines and iteration.
+    """
+
+    __slots__ = ("_conn", "_remaining", "_decoder", "_pending", "_continue_due", "response_started")
 
     def __init__(
         self,
@@ -181,7 +187,11 @@ class InputStream(io.RawIOBase):
         return False
 
     def readable(self) -> bool:
+        """Always true (file-like protocol)."""
         return True
+
+    def close(self) -> None:
+        """Nothing to release: the connection belongs to the server."""
 
     def read(self, size: int | None = -1) -> bytes:
         """Read up to size bytes of the body (all of it when size is None or negative)."""
@@ -304,6 +314,54 @@ class ResponseError(Exception):
     """The application produced an invalid status or header (a 500, never sent as is)."""
 
 
+# Response header lines already checked and encoded, by (name, value): apps send the same few
+# headers again and again, so each is validated once (bounded, for apps with varying values).
+_PLAIN, _LENGTH, _CLOSE, _HOP = object(), object(), object(), object()
+_HEADER_LINES: dict[tuple[str, str], tuple[object, bytes]] = {}
+_STATUS_LINES: dict[tuple[str, str], bytes] = {}
+_CACHE_LIMIT = 4096
+
+
+def _remember(cache: dict, key: object, text: str, shown: object) -> bytes:
+    try:
+        line = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ResponseError(f"not latin-1: {shown!r}") from None
+    if len(cache) < _CACHE_LIMIT:
+        cache[key] = line
+    return line
+
+
+def _check_header(item: object) -> tuple[object, bytes]:
+    """Validate one response header (against response splitting) and encode its line."""
+    try:
+        name, value = item  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise ResponseError(f"response header is not a pair: {item!r}") from None
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise ResponseError(f"response header is not a pair of str: {item!r}")
+    if not _TOKEN.fullmatch(name) or _BAD_RESPONSE_TEXT.search(value):
+        raise ResponseError(f"invalid response header from the application: {item!r}")
+    lname = name.lower()
+    kind = _PLAIN
+    if lname == "content-length":
+        if not value.isdigit():
+            raise ResponseError(f"invalid Content-Length: {value!r}")
+        kind = _LENGTH
+    elif lname == "connection":
+        kind = _CLOSE if "close" in value.lower() else _HOP
+    elif lname in ("transfer-encoding", "keep-alive"):
+        kind = _HOP
+    try:
+        line = f"{name}: {value}\r\n".encode("latin-1")
+    except UnicodeEncodeError:
+        raise ResponseError(f"response header is not latin-1: {item!r}") from None
+    known = (kind, line)
+    if len(_HEADER_LINES) < _CACHE_LIMIT and type(item) is tuple:
+        _HEADER_LINES[item] = known  # type: ignore[index]
+    return known
+
+
 class Response:
     """start_response, write() and the framing of one response on one connection."""
 
@@ -360,51 +418,48 @@ class Response:
         status = self.status
         if status is None:
             raise ResponseError("the application returned without calling start_response")
-        names = []
+        status_line = _STATUS_LINES.get((self.version, status))
+        if status_line is None:
+            status_line = _remember(
+                _STATUS_LINES, (self.version, status), f"{self.version} {status}\r\n", status
+            )
+        lines = [status_line]
         self.length = None
         for item in self.headers:
-            name, value = item
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise ResponseError(f"response header is not a pair of str: {item!r}")
-            if not _TOKEN.fullmatch(name) or _BAD_RESPONSE_TEXT.search(value):
-                raise ResponseError(f"invalid response header from the application: {item!r}")
-            lname = name.lower()
-            if lname == "content-length":
-                try:
-                    self.length = int(value)
-                except ValueError:
-                    raise ResponseError(f"invalid Content-Length: {value!r}") from None
-            elif lname == "connection":
-                if "close" in value.lower():
-                    self.keep_alive = False
-                continue
-            elif lname in ("transfer-encoding", "keep-alive"):
-                continue  # hop-by-hop: ours to set (PEP 3333)
-            names.append(item)
-        code = status[:3]
-        lines = [f"{self.version} {status}\r\n"]
-        lines.extend(f"{name}: {value}\r\n" for name, value in names)
-        no_body = code.startswith(_NO_BODY_STATUS)
-        if self.length is None and not no_body:
+            try:
+                known = _HEADER_LINES.get(item)
+            except TypeError:  # an unhashable header item (a list): checked below
+                known = None
+            if known is None:
+                known = _check_header(item)
+            kind, line = known
+            if kind is _PLAIN:
+                lines.append(line)
+            elif kind is _LENGTH:
+                self.length = int(item[1])
+                lines.append(line)
+            elif kind is _CLOSE:
+                self.keep_alive = False
+            # _HOP: Connection without close, Transfer-Encoding, Keep-Alive are ours (PEP 3333)
+        if self.length is None and not status.startswith(_NO_BODY_STATUS):
             if body_len is not None:
                 self.length = body_len
-                lines.append(f"Content-Length: {body_len}\r\n")
+                lines.append(b"Content-Length: %d\r\n" % body_len)
             elif self.version == "HTTP/1.1":
                 self.chunked = not self.head_only
                 if self.chunked:
-                    lines.append("Transfer-Encoding: chunked\r\n")
+                    lines.append(b"Transfer-Encoding: chunked\r\n")
             else:
                 self.keep_alive = False
         if self.input is not None and not self.input.complete and self.input.continue_pending:
             self.keep_alive = False  # the body we never asked for may still arrive
         if not self.keep_alive:
-            lines.append("Connection: close\r\n")
+            lines.append(b"Connection: close\r\n")
         elif self.version == "HTTP/1.0":
-            lines.append("Connection: keep-alive\r\n")
-        try:
-            return "".join(lines).encode("latin-1") + http_date() + b"\r\n"
-        except UnicodeEncodeError:
-            raise ResponseError("response head is not latin-1") from None
+            lines.append(b"Connection: keep-alive\r\n")
+        lines.append(http_date())
+        lines.append(b"\r\n")
+        return b"".join(lines)
 
     def _mark_head_sent(self) -> None:
         self.head_sent = True

@@ -114,7 +114,12 @@ def test_stats_answer_while_every_worker_is_busy(make_server):
     address = _stats_address(server)
     hung = threading.Thread(target=lambda: server.request("GET", "/sleep?s=3", timeout=20))
     hung.start()
-    wait_for(lambda: json.loads(_get(address, "/stats")[2])["groups"]["main"]["busy_threads"])
+    # the worker publishes its oldest request in flight every 100 ms
+    wait_for(
+        lambda: json.loads(_get(address, "/stats")[2])["groups"]["main"]["workers"][0][
+            "current_request"
+        ]
+    )
     doc = json.loads(_get(address, "/stats", timeout=2)[2])
     (worker,) = doc["groups"]["main"]["workers"]
     assert worker["current_request"]["url"] == "/sleep?s=3"

@@ -40,7 +40,6 @@ class GroupTracker:
 
     history: deque = field(default_factory=lambda: deque(maxlen=64))  # (t, requests, busy_s)
     available_seconds: float = 0.0  # thread-seconds of ready workers
-    busy_seconds_seen: float = 0.0
     last_tick: float | None = None
     peak_busy: int = 0
     backlog_max: int = 0

@@ -47,7 +47,7 @@ class SiteStats:
             tracker.tick(
                 now,
                 totals.requests,
-                totals.busy_seconds,
+                totals.app_seconds,
                 busy,
                 len(ready) * cfg.threads,
                 master.backlog(name),
