@@ -106,8 +106,9 @@ def run_worker(spec: WorkerSpec, app: Callable[..., Any] | None = None) -> None:
     if app is None:
         app = import_group_app(spec.site, spec.group)
     # What the import built lives as long as the worker: keep it out of every later collection,
-    # so a full collection scans only what requests create (no periodic multi-ms pauses).
-    gc.collect()
+    # so a full collection scans only what requests create (no periodic multi-ms pauses). No
+    # gc.collect() first: it would write to every object inherited from the master and turn
+    # those shared copy-on-write pages into private memory.
     gc.freeze()
     if group.stack_size:
         threading.stack_size(group.stack_size)
@@ -341,9 +342,16 @@ class WorkerServer:
             if item is _CHANNEL:
                 saw_channel = True
                 if self.taking:
-                    handoff = self.channel.receive()
-                    if handoff is not None:
-                        items.append(handoff)
+                    # New connections waited in the group's queue, often longer than the parked
+                    # ones that are ready now: take up to one per thread and serve them first,
+                    # or a busy keep-alive crowd would starve them.
+                    fresh = []
+                    for _ in range(self.threads):
+                        handoff = self.channel.receive()
+                        if handoff is None:
+                            break
+                        fresh.append(handoff)
+                    items[:0] = fresh
             elif item is _WAKE:
                 items.append(_WAKE)
             else:
