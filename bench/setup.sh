@@ -3,7 +3,12 @@
 #
 #   bench/setup.sh                       # venv in /tmp/groupserver-bench-venv
 #   BENCH_VENV=/path/to/venv bench/setup.sh
-#   PYTHON=python3.12 bench/setup.sh     # interpreter for the venv (default: python3)
+#   PYTHON=python3.12 bench/setup.sh     # interpreter for the venv (default: /usr/bin/python3)
+#
+# The default interpreter is the system one (/usr/bin/python3) because mod_wsgi-express runs its
+# daemon processes as an unprivileged user when started as root, and that user must be able to read
+# the interpreter's standard library (a pyenv build under /root is not readable). Every server runs
+# on this same interpreter, so the comparison stays fair.
 #
 # Installs, into the venv: groupserver itself (editable, from this checkout), gunicorn, uwsgi,
 # granian, waitress, py-spy (for profiling), and mod_wsgi (mod_wsgi-express) when Apache's
@@ -12,7 +17,9 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${BENCH_VENV:-/tmp/groupserver-bench-venv}
-PYTHON=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+fi
 
 log() { printf 'setup: %s\n' "$*"; }
 
@@ -55,7 +62,26 @@ if ! command -v cc >/dev/null 2>&1; then
     apt_install build-essential
 fi
 
+# The system interpreter needs its venv and header packages (uWSGI and mod_wsgi compile against
+# them).
+if [ "$PYTHON" = /usr/bin/python3 ]; then
+    if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 \
+        || [ ! -x /usr/bin/python3-config ]; then
+        log "installing python3-venv and python3-dev"
+        apt_install python3-venv python3-dev
+    fi
+fi
+
 # --- the venv ------------------------------------------------------------------------------------
+WANT_PREFIX=$("$PYTHON" -c 'import sys; print(sys.base_prefix)')
+HAVE_PREFIX=""
+if [ -x "$VENV/bin/python" ]; then
+    HAVE_PREFIX=$("$VENV/bin/python" -c 'import sys; print(sys.base_prefix)' 2>/dev/null || true)
+fi
+if [ -n "$HAVE_PREFIX" ] && [ "$HAVE_PREFIX" != "$WANT_PREFIX" ]; then
+    log "venv $VENV was made from $HAVE_PREFIX, not $WANT_PREFIX: recreating it"
+    rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
     log "creating venv $VENV"
     "$PYTHON" -m venv "$VENV"
@@ -68,11 +94,39 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 log "installing groupserver (editable) from $REPO"
 "${PIP[@]}" install -e "$REPO"
 
-log "installing gunicorn, uwsgi, granian, waitress, py-spy"
-"${PIP[@]}" install gunicorn uwsgi granian waitress py-spy
+log "installing gunicorn, granian, waitress, py-spy"
+"${PIP[@]}" install gunicorn granian waitress py-spy
+
+# uWSGI and mod_wsgi compile against (and link) the interpreter that builds them. pip's wheel cache
+# cannot tell two CPython 3.11 builds apart, so build them without it, and rebuild one that links
+# another interpreter's libpython.
+linked_elsewhere() {
+    # $1: binary or shared object; true when it links a libpython outside the venv's base prefix.
+    local lib
+    lib=$(ldd "$1" 2>/dev/null | awk '/libpython/ {print $3}')
+    [ -n "$lib" ] && lib=$(readlink -f "$lib")
+    [ -n "$lib" ] && [ "${lib#"$WANT_PREFIX"}" = "$lib" ]
+}
+if [ -x "$VENV/bin/uwsgi" ] && linked_elsewhere "$VENV/bin/uwsgi"; then
+    log "uwsgi links another interpreter: rebuilding it"
+    "${PIP[@]}" uninstall -y uwsgi
+fi
+if [ ! -x "$VENV/bin/uwsgi" ]; then
+    log "building uwsgi"
+    "${PIP[@]}" install --no-cache-dir uwsgi
+fi
 
 # --- mod_wsgi-express: only where Apache's development package installs ------------------------
-if "$VENV/bin/python" -c "import mod_wsgi" >/dev/null 2>&1; then
+MOD_WSGI_SO=""
+if [ -x "$VENV/bin/mod_wsgi-express" ]; then
+    MOD_WSGI_SO=$("$VENV/bin/mod_wsgi-express" module-location 2>/dev/null || true)
+fi
+if [ -n "$MOD_WSGI_SO" ] && linked_elsewhere "$MOD_WSGI_SO"; then
+    log "mod_wsgi links another interpreter: rebuilding it"
+    "${PIP[@]}" uninstall -y mod_wsgi
+    MOD_WSGI_SO=""
+fi
+if [ -n "$MOD_WSGI_SO" ]; then
     log "mod_wsgi already installed"
 else
     MOD_WSGI_REASON=""
@@ -83,7 +137,7 @@ else
         fi
     fi
     if [ -z "$MOD_WSGI_REASON" ]; then
-        if ! "${PIP[@]}" install mod_wsgi; then
+        if ! "${PIP[@]}" install --no-cache-dir mod_wsgi; then
             MOD_WSGI_REASON="pip could not build mod_wsgi against the installed Apache"
         fi
     fi
