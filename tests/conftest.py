@@ -215,18 +215,23 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
         return server
 
     yield factory
-    problems = []
-    for server in servers:
-        try:
-            server.stop()
-        except AssertionError as exc:
-            problems.append(str(exc))
-        left = wait_for_gone(server)
-        if left:
-            server.kill_everything()
-            problems.append(f"processes left after stop: {left}")
+    problems = [problem for server in servers for problem in stop_and_check(server)]
     if problems:
         pytest.fail("; ".join(problems))
+
+
+def stop_and_check(server: RunningServer) -> list[str]:
+    """Stop a server; return what went wrong (did not stop, processes left), killing leftovers."""
+    problems = []
+    try:
+        server.stop()
+    except AssertionError as exc:
+        problems.append(str(exc))
+    left = wait_for_gone(server)
+    if left:
+        server.kill_everything()
+        problems.append(f"processes left after stop: {left}")
+    return problems
 
 
 def split_responses(data: bytes) -> list[tuple[bytes, bytes]]:

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import pytest
 import yaml
-from conftest import ROOT, RunningServer, wait_for, wait_for_gone
+from conftest import ROOT, RunningServer, stop_and_check, wait_for
 
 from groupserver.control import send_command
 
@@ -69,15 +69,7 @@ def django_site(tmp_path: Path) -> Iterator[RunningServer]:
         server.start()
         yield server
     finally:
-        problems = []
-        try:
-            server.stop()
-        except AssertionError as exc:
-            problems.append(str(exc))
-        left = wait_for_gone(server)
-        if left:
-            server.kill_everything()
-            problems.append(f"processes left after stop: {left}")
+        problems = stop_and_check(server)
         if problems:
             pytest.fail("; ".join(problems))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import RunningServer, wait_for_gone
+from conftest import RunningServer, stop_and_check
 
 # Never wait longer than this for one reply: a test must fail, not hang.
 REPLY_TIMEOUT = 8.0
@@ -178,14 +178,6 @@ def module_server(directory: Path, yaml_text: str) -> Iterator[RunningServer]:
         server.start()
         yield server
     finally:
-        problems = []
-        try:
-            server.stop()
-        except AssertionError as exc:
-            problems.append(str(exc))
-        left = wait_for_gone(server)
-        if left:
-            server.kill_everything()
-            problems.append(f"processes left after stop: {left}")
+        problems = stop_and_check(server)
         if problems:
             pytest.fail("; ".join(problems))
