@@ -46,6 +46,7 @@ class _Pending:
     registered: bool = False
     awaiting_proxy: bool = False  # the listener expects a PROXY header first
     peer: tuple[str, int] | None = None
+    local: tuple[str, int] | None = None
 
 
 class FrontServer:
@@ -81,6 +82,9 @@ class FrontServer:
         self.queued: dict[str, deque[_Pending]] = {g: deque() for g in channels}
         self.channel_fds = {ch.send_end.fileno(): name for name, ch in channels.items()}
         self.listen_fds = {s.fileno(): s for s in listeners}
+        self.local_addresses = {
+            s.fileno(): s.getsockname()[:2] for s in listeners if s.family != socket.AF_UNIX
+        }
         self.proxy_fds = {
             s.fileno()
             for s, address in zip(listeners, site.listen, strict=False)
@@ -162,17 +166,19 @@ class FrontServer:
         tcp = lsock.family != socket.AF_UNIX
         for _ in range(_ACCEPT_BATCH):
             try:
-                sock, _addr = lsock.accept()
+                sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE and friends: back off to the kernel backlog
                 log.warning("accept failed: %s", exc)
                 self._stop_accepting()
                 return
-            sock.setblocking(False)
-            if tcp:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # No O_NONBLOCK on the socket (it is shared with the worker, which wants it blocking):
+            # every call here says MSG_DONTWAIT. TCP_NODELAY comes from the listener.
             pending = _Pending(sock, now_us(), time.monotonic())
+            if tcp:
+                pending.peer = addr[:2]
+                pending.local = self.local_addresses.get(lsock.fileno())
             pending.awaiting_proxy = lsock.fileno() in self.proxy_fds
             self._read_head(pending)
             if self._pending_count() >= self.max_pending:
@@ -182,7 +188,7 @@ class FrontServer:
     def _read_head(self, pending: _Pending) -> None:
         sock = pending.sock
         try:
-            data = sock.recv(_RECV)
+            data = sock.recv(_RECV, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             self._wait_for_head(pending)
             return
@@ -241,7 +247,7 @@ class FrontServer:
         if status != 404:
             self.slot.shed_limits += 1
         try:
-            pending.sock.send(error_response(status))
+            pending.sock.send(error_response(status), socket.MSG_DONTWAIT)
         except OSError:
             pass
         self._drop(pending)
@@ -251,7 +257,11 @@ class FrontServer:
         if not queue:
             try:
                 self.channels[group].send(
-                    pending.sock, pending.buf, pending.accepted_us, peer=pending.peer
+                    pending.sock,
+                    pending.buf,
+                    pending.accepted_us,
+                    peer=pending.peer,
+                    local=pending.local,
                 )
             except ChannelFull:
                 queue.append(pending)
@@ -273,7 +283,13 @@ class FrontServer:
         while queue:
             pending = queue[0]
             try:
-                channel.send(pending.sock, pending.buf, pending.accepted_us, peer=pending.peer)
+                channel.send(
+                    pending.sock,
+                    pending.buf,
+                    pending.accepted_us,
+                    peer=pending.peer,
+                    local=pending.local,
+                )
             except ChannelFull:
                 return
             except OSError as exc:

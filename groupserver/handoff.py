@@ -19,9 +19,9 @@ import struct
 import time
 from dataclasses import dataclass
 
-# queue_start (µs since the epoch), flags, requests already served on the connection,
-# length of the peer address that follows
-_META = struct.Struct("!qBIB")
+# queue_start (µs since the epoch), flags, requests already served on the connection, lengths
+# of the peer and local addresses that follow ("host port" each; empty when not known)
+_META = struct.Struct("!qBIBB")
 FLAG_NEEDS_HEAD = 1  # handed back idle: wait for the next request head before routing
 
 # A head is at most 64 KiB by the parser's limits; the front never sends more than this.
@@ -38,8 +38,9 @@ class Handoff:
     data: bytes
     queue_start_us: int
     flags: int
-    peer: tuple[str, int] | None = None  # the client, when a PROXY header named it
+    peer: tuple[str, int] | None = None  # the client (from accept, or a PROXY header)
     served: int = 0  # requests served on this connection before (max_keepalive_requests)
+    local: tuple[str, int] | None = None  # the listener's address (SERVER_NAME/PORT)
 
 
 class ChannelFull(Exception):
@@ -73,12 +74,14 @@ class HandoffChannel:
         wait: float = 0.0,
         peer: tuple[str, int] | None = None,
         served: int = 0,
+        local: tuple[str, int] | None = None,
     ) -> None:
         """Queue ``conn`` with the ``data`` already read from it; the caller then closes conn.
 
+        Passing the addresses the sender knows spares the worker two system calls.
         Raises ChannelFull when the queue stays full for ``wait`` seconds.
         """
-        send_handoff(self.send_end, conn, data, queue_start_us, flags, wait, peer, served)
+        send_handoff(self.send_end, conn, data, queue_start_us, flags, wait, peer, served, local)
 
     def receive(self) -> Handoff | None:
         """Take one queued connection without waiting; None when the queue is empty."""
@@ -99,13 +102,19 @@ def send_handoff(
     wait: float = 0.0,
     peer: tuple[str, int] | None = None,
     served: int = 0,
+    local: tuple[str, int] | None = None,
 ) -> None:
     """Send one connection over a channel's send end (see HandoffChannel.send)."""
-    if len(data) > MAX_MESSAGE - _META.size - 255:
+    if len(data) > MAX_MESSAGE - _META.size - 510:
         raise ValueError("hand-off data too large")
     peer_bytes = f"{peer[0]} {peer[1]}".encode("ascii") if peer else b""
+    local_bytes = f"{local[0]} {local[1]}".encode("ascii") if local else b""
     start = now_us() if queue_start_us is None else queue_start_us
-    meta = _META.pack(start, flags, min(served, 0xFFFFFFFF), len(peer_bytes)) + peer_bytes
+    meta = (
+        _META.pack(start, flags, min(served, 0xFFFFFFFF), len(peer_bytes), len(local_bytes))
+        + peer_bytes
+        + local_bytes
+    )
     fds = struct.pack("i", conn.fileno())
     anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
     deadline = None
@@ -146,9 +155,16 @@ def receive_handoff(end: socket.socket) -> Handoff | None:
     if msg_flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(msg) < _META.size:
         sock.close()
         return None
-    queue_start_us, flags, served, peer_len = _META.unpack_from(msg)
-    peer = None
-    if peer_len:
-        host, _, port = msg[_META.size : _META.size + peer_len].decode("ascii").partition(" ")
-        peer = (host, int(port))
-    return Handoff(sock, msg[_META.size + peer_len :], queue_start_us, flags, peer, served)
+    queue_start_us, flags, served, peer_len, local_len = _META.unpack_from(msg)
+    start = _META.size
+    peer = _address(msg[start : start + peer_len])
+    local = _address(msg[start + peer_len : start + peer_len + local_len])
+    data = msg[start + peer_len + local_len :]
+    return Handoff(sock, data, queue_start_us, flags, peer, served, local)
+
+
+def _address(raw: bytes) -> tuple[str, int] | None:
+    if not raw:
+        return None
+    host, _, port = raw.decode("ascii").partition(" ")
+    return host, int(port)

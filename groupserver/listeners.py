@@ -29,6 +29,8 @@ def create_listener(address: ListenAddress, backlog: int) -> socket.socket:
         # recv that would find nothing on every new connection).
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+        # accepted sockets inherit it: one syscall per site instead of one per connection
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.listen(backlog)
     except OSError as exc:
         sock.close()

@@ -23,6 +23,7 @@ a group's capacity never drops to zero for a planned recycle.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -131,6 +132,10 @@ class Master:
         self.listeners = inherited_sockets()
         if self.listeners:
             log.info("using %d sockets passed by systemd (LISTEN_FDS)", len(self.listeners))
+            for sock in self.listeners:
+                if sock.family != socket.AF_UNIX:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         else:
             for address in self.config.listen:
                 self.listeners.append(create_listener(address, self.config.backlog))

@@ -137,8 +137,7 @@ def _timeval(seconds: float) -> bytes:
 
 def _set_io_timeouts(sock: socket.socket, recv: bytes, send: bytes) -> None:
     # Kernel-side timeouts keep every send/recv a single syscall (a Python-level timeout polls
-    # before each one).
-    sock.setblocking(True)
+    # before each one). The socket is already blocking: the front never sets O_NONBLOCK on it.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, recv)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, send)
 
@@ -395,9 +394,9 @@ class WorkerServer:
             return
         self._count_conn(1)
         self.slot.taken += 1
-        env = base_environ_for(sock, self.constants, handoff.peer)
+        env = base_environ_for(sock, self.constants, handoff.peer, handoff.local)
         proxies = self.proxies if self.proxies.trusts(env["REMOTE_ADDR"]) else None
-        conn = Connection(sock, handoff.data, env, handoff.peer, proxies)
+        conn = Connection(sock, handoff.data, env, handoff.peer, proxies, handoff.local)
         conn.requests = handoff.served
         conn.queue_start_us = handoff.queue_start_us
         if handoff.flags & FLAG_NEEDS_HEAD and not conn.buf:
@@ -621,6 +620,7 @@ class WorkerServer:
                 self.limits.write_timeout,
                 conn.peer,
                 conn.requests,
+                conn.local,
             )
             index = self.group_indices.get(group)
             if index is not None:

@@ -51,6 +51,7 @@ class Connection:
         "last_active",
         "queue_start_us",
         "peer",
+        "local",
         "proxies",
     )
 
@@ -61,6 +62,7 @@ class Connection:
         base_environ: dict[str, Any],
         peer: tuple[str, int] | None = None,
         proxies: Any = None,
+        local: tuple[str, int] | None = None,
     ) -> None:
         self.sock = sock
         self.buf = bytearray(data)
@@ -68,7 +70,8 @@ class Connection:
         self.requests = 0
         self.last_active = time.monotonic()
         self.queue_start_us = 0
-        self.peer = peer  # the client named by a PROXY header, if any
+        self.peer = peer  # the client, as the front saw it (accept or a PROXY header)
+        self.local = local  # the listener's address
         self.proxies = proxies  # TrustedProxies when the peer may set forwarding headers
 
     def fileno(self) -> int:
@@ -84,27 +87,35 @@ class Connection:
 
 
 def base_environ_for(
-    sock: socket.socket, constants: dict[str, Any], peer: tuple[str, int] | None = None
+    sock: socket.socket,
+    constants: dict[str, Any],
+    peer: tuple[str, int] | None = None,
+    local: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The per-connection part of the environ: server and peer addresses plus group constants."""
+    """The per-connection part of the environ: server and peer addresses plus group constants.
+
+    Addresses the sender passed along are used as they are; only missing ones cost a syscall.
+    """
     env = dict(constants)
-    if peer is not None:
-        env["REMOTE_ADDR"], env["REMOTE_PORT"] = peer[0], str(peer[1])
     try:
-        local = sock.getsockname()
-        remote = sock.getpeername() if peer is None else peer
+        if local is None:
+            local = sock.getsockname()
+        if peer is None:
+            peer = sock.getpeername()
     except OSError:
-        local = remote = ""
+        pass
     if isinstance(local, tuple):
         env["SERVER_NAME"] = local[0]
         env["SERVER_PORT"] = str(local[1])
-        env.setdefault("REMOTE_ADDR", remote[0] if isinstance(remote, tuple) else "")
-        env.setdefault("REMOTE_PORT", str(remote[1]) if isinstance(remote, tuple) else "")
-    else:
+    else:  # a unix socket
         env["SERVER_NAME"] = "localhost"
         env["SERVER_PORT"] = ""
-        env.setdefault("REMOTE_ADDR", "")
-        env.setdefault("REMOTE_PORT", "")
+    if isinstance(peer, tuple):
+        env["REMOTE_ADDR"] = peer[0]
+        env["REMOTE_PORT"] = str(peer[1])
+    else:
+        env["REMOTE_ADDR"] = ""
+        env["REMOTE_PORT"] = ""
     return env
 
 
