@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import mmap
 from bisect import bisect_left
-from collections.abc import Iterator
 
 MAX_GROUPS = 32
 MAX_SLOTS = 256
@@ -152,13 +151,6 @@ class Scoreboard:
 
     def __getitem__(self, index: int) -> Slot:
         return self.slots[index]
-
-    def used(self) -> Iterator[tuple[int, Slot]]:
-        """Every slot in use, with its index."""
-        for index in range(self.size):
-            slot = self.slots[index]
-            if slot.role:
-                yield index, slot
 
 
 _COUNTERS = (

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -714,11 +713,6 @@ def _fail(
             pass
         return RequestOutcome(status, 0, False)
     return RequestOutcome(response.status_code, response.sent, False)
-
-
-def error_stream() -> Any:
-    """wsgi.errors."""
-    return sys.stderr
 
 
 __all__ = [

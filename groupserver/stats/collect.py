@@ -6,7 +6,6 @@ The master calls `GroupTracker.tick()` a few times a second to keep rates, peaks
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,8 +207,3 @@ def group_document(
         "memory_by_url": urls,
         "workers": workers,
     }
-
-
-def now() -> float:
-    """Wall clock used in the stats."""
-    return time.time()
