@@ -3,8 +3,7 @@
 The request threads serve; this loop watches them. It samples memory (USS/PSS/RSS from
 /proc/self/smaps_rollup) into the scoreboard, enforces the group's memory limits, finds requests
 running past request_timeout (answers 504 when nothing was sent, logs the URL and the thread's
-stack, and retires the worker), retires a worker that has been inactive too long, and obeys the
-recycle flag the master or the memory governor sets in the worker's slot.
+stack, and retires the worker), and retires a worker that has been inactive too long.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import Any
 from groupserver.config import GroupConfig
 from groupserver.http.response import error_response
 from groupserver.memory import read_memory
-from groupserver.scoreboard import REASONS, URL_BYTES, Slot
+from groupserver.scoreboard import URL_BYTES, Slot
 
 log = logging.getLogger("groupserver.worker")
 
@@ -86,8 +85,6 @@ class WorkerWatch:
             self._check_memory(now)
         if self.policy.request_timeout is not None:
             self._check_request_timeouts(now)
-        if self.slot.recycle and self.server.mode is None:
-            self.server.retire(REASONS[self.slot.recycle] or "control", now_flag=True)
         inactivity = self.policy.inactivity_timeout
         if inactivity is not None and self.server.mode is None:
             idle_for = time.time() - self.slot.last_active

@@ -54,7 +54,6 @@ from groupserver.proctitle import set_process_title
 from groupserver.scaling import GroupScaler, Load
 from groupserver.scoreboard import (
     MAX_GROUPS,
-    REASON_CODES,
     ROLE_FRONT,
     ROLE_WORKER,
     Scoreboard,
@@ -619,9 +618,7 @@ class Master:
                 child.retiring = True
                 self._signal(child, signal.SIGKILL)
             else:
-                child.retiring = True
-                child.kill_at = now + self._graceful_timeout(child.group)
-                self.scoreboard[child.slot].recycle = REASON_CODES[decision.reason]
+                self._retire(child, decision.reason)  # after its current request, like any other
 
     def _is_idle(self, child: Child) -> bool:
         """A worker that holds no connection and took none since the last look."""

@@ -96,7 +96,6 @@ class Slot(ctypes.Structure):
         ("role", ctypes.c_uint8),
         ("state", ctypes.c_uint8),
         ("reason", ctypes.c_uint8),  # why it is retiring / was recycled (REASONS)
-        ("recycle", ctypes.c_uint8),  # set by the master or governor: retire after this request
         ("threads", ctypes.c_uint16),
         ("busy", ctypes.c_uint16),
         ("peak_busy", ctypes.c_uint16),  # most threads busy at once
