@@ -109,6 +109,7 @@ StrictInt = Annotated[int, Strict()]
 StrictFloat = Annotated[float, Strict()]
 StrictBool = Annotated[bool, Strict()]
 StrMapping = Annotated[dict[str, str], BeforeValidator(_str_mapping)]
+NameOrId = Annotated[str | None, BeforeValidator(_scalar_to_str)]  # a user or group: name or number
 StrList = Annotated[list[str], BeforeValidator(_one_or_many), DocType("list of strings")]
 
 
@@ -217,12 +218,8 @@ class ListenAddress(BaseModel):
         AfterValidator(_check_unix_mode),
         DocType("octal string such as '0660'"),
     ] = Field(None, description="unix socket permissions, e.g. '0660' (unset: umask decides)")
-    owner: Annotated[str | None, BeforeValidator(_scalar_to_str)] = Field(
-        None, description="unix socket owner (user name or uid)"
-    )
-    group: Annotated[str | None, BeforeValidator(_scalar_to_str)] = Field(
-        None, description="unix socket group (group name or gid)"
-    )
+    owner: NameOrId = Field(None, description="unix socket owner (user name or uid)")
+    group: NameOrId = Field(None, description="unix socket group (group name or gid)")
     proxy_protocol: StrictBool = Field(
         False,
         description="connections start with a PROXY protocol v1 or v2 header (HAProxy, AWS "
@@ -312,10 +309,10 @@ class GroupConfig(BaseModel):
         description="stack size of each request thread; below 256K regex, json and C "
         "extensions may overflow it (warning), below 64K is refused (unset: system default)",
     )
-    user: Annotated[str | None, BeforeValidator(_scalar_to_str)] = Field(
+    user: NameOrId = Field(
         None, description="run the workers as this user (name or uid; the master must be root)"
     )
-    group: Annotated[str | None, BeforeValidator(_scalar_to_str)] = Field(
+    group: NameOrId = Field(
         None, description="run the workers with this group (name or gid; default: the user's)"
     )
     preload: StrictBool = Field(

@@ -60,141 +60,98 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
+# Per-group figures taken straight from the stats document: (metric, type, help, key).
+_GROUP_VALUES = (
+    ("groupserver_requests_total", "counter", "Requests served.", "requests_total"),
+    ("groupserver_busy_threads", "gauge", "Request threads serving now.", "busy_threads"),
+    ("groupserver_idle_threads", "gauge", "Request threads free now.", "idle_threads"),
+    (
+        "groupserver_capacity_utilisation",
+        "gauge",
+        "Busy thread-seconds over available thread-seconds, last 10 s.",
+        "capacity_utilisation",
+    ),
+    ("groupserver_backlog", "gauge", "Connections waiting in the group's queue.", "backlog"),
+    ("groupserver_backlog_max", "gauge", "Largest backlog seen.", "backlog_max"),
+)
+# Per-group counts by a label: (metric, help, key of the {label value: count} mapping, label).
+_GROUP_COUNTS = (
+    ("groupserver_responses_total", "Responses by status class.", "responses", "status"),
+    (
+        "groupserver_shed_total",
+        "Requests refused by queue_timeout or by limits.",
+        "shed",
+        "reason",
+    ),
+    ("groupserver_restarts_total", "Workers replaced, by reason.", "restarts", "reason"),
+)
+# Per-group latency histograms: (metric, help, key in latency_seconds).
+_GROUP_HISTOGRAMS = (
+    (
+        "groupserver_request_duration_seconds",
+        "Time in the application (from taking the request to the response's end).",
+        "app",
+    ),
+    (
+        "groupserver_queue_wait_seconds",
+        "Time waiting for a request thread (from accept to a thread taking it).",
+        "queue",
+    ),
+)
+# Per-worker figures: (metric, type, help, label name or None, {label value: key}).
+_WORKER_VALUES = (
+    (
+        "groupserver_worker_memory_bytes",
+        "gauge",
+        "Worker memory (rss, uss, pss).",
+        "kind",
+        {"rss": "rss_bytes", "uss": "uss_bytes", "pss": "pss_bytes"},
+    ),
+    ("groupserver_worker_cpu_percent", "gauge", "Worker CPU use.", None, {"": "cpu_percent"}),
+    (
+        "groupserver_worker_context_switches_per_second",
+        "gauge",
+        "Context switches per second, all threads.",
+        "kind",
+        {"voluntary": "voluntary_ctx_per_s", "involuntary": "involuntary_ctx_per_s"},
+    ),
+    ("groupserver_worker_requests_total", "counter", "Requests by worker.", None, {"": "requests"}),
+)
+
+
 def render(doc: dict[str, Any]) -> str:
     """The whole /metrics page."""
     w = _Writer()
-    site = doc["site"]
-    w.metric("groupserver_up", "gauge", "The master is running.", 1, site=site)
+    w.metric("groupserver_up", "gauge", "The master is running.", 1, site=doc["site"])
     for g in doc["groups"].values():
         group = g["name"]
-        w.metric(
-            "groupserver_requests_total",
-            "counter",
-            "Requests served.",
-            g["requests_total"],
-            group=group,
-        )
-        for status_class, count in g["responses"].items():
-            w.metric(
-                "groupserver_responses_total",
-                "counter",
-                "Responses by status class.",
-                count,
-                group=group,
-                status=status_class,
-            )
-        bounds = g["bucket_bounds_seconds"]
-        app, queue = g["latency_seconds"]["app"], g["latency_seconds"]["queue"]
-        w.histogram(
-            "groupserver_request_duration_seconds",
-            "Time in the application (from taking the request to the response's end).",
-            bounds,
-            app["buckets"],
-            (app["mean"] or 0) * g["requests_total"],
-            group=group,
-        )
-        w.histogram(
-            "groupserver_queue_wait_seconds",
-            "Time waiting for a request thread (from accept to a thread taking it).",
-            bounds,
-            queue["buckets"],
-            (queue["mean"] or 0) * g["requests_total"],
-            group=group,
-        )
-        w.metric(
-            "groupserver_busy_threads",
-            "gauge",
-            "Request threads serving now.",
-            g["busy_threads"],
-            group=group,
-        )
-        w.metric(
-            "groupserver_idle_threads",
-            "gauge",
-            "Request threads free now.",
-            g["idle_threads"],
-            group=group,
-        )
-        w.metric(
-            "groupserver_capacity_utilisation",
-            "gauge",
-            "Busy thread-seconds over available thread-seconds, last 10 s.",
-            g["capacity_utilisation"],
-            group=group,
-        )
-        w.metric(
-            "groupserver_backlog",
-            "gauge",
-            "Connections waiting in the group's queue.",
-            g["backlog"],
-            group=group,
-        )
-        w.metric(
-            "groupserver_backlog_max",
-            "gauge",
-            "Largest backlog seen.",
-            g["backlog_max"],
-            group=group,
-        )
-        for reason, count in g["shed"].items():
-            w.metric(
-                "groupserver_shed_total",
-                "counter",
-                "Requests refused by queue_timeout or by limits.",
-                count,
-                group=group,
-                reason=reason,
-            )
-        for reason, count in g["restarts"].items():
-            w.metric(
-                "groupserver_restarts_total",
-                "counter",
-                "Workers replaced, by reason.",
-                count,
-                group=group,
-                reason=reason,
+        for name, mtype, help_text, key in _GROUP_VALUES:
+            w.metric(name, mtype, help_text, g[key], group=group)
+        for name, help_text, key, label in _GROUP_COUNTS:
+            for value, count in g[key].items():
+                w.metric(name, "counter", help_text, count, group=group, **{label: value})
+        for name, help_text, key in _GROUP_HISTOGRAMS:
+            latency = g["latency_seconds"][key]
+            total = (latency["mean"] or 0) * g["requests_total"]
+            w.histogram(
+                name, help_text, g["bucket_bounds_seconds"], latency["buckets"], total, group=group
             )
         w.metric(
             "groupserver_workers", "gauge", "Worker processes.", len(g["workers"]), group=group
         )
         for worker in g["workers"]:
-            pid = worker["pid"]
-            for kind in ("rss", "uss", "pss"):
-                w.metric(
-                    "groupserver_worker_memory_bytes",
-                    "gauge",
-                    "Worker memory (rss, uss, pss).",
-                    worker[f"{kind}_bytes"],
-                    group=group,
-                    pid=pid,
-                    kind=kind,
-                )
-            w.metric(
-                "groupserver_worker_cpu_percent",
-                "gauge",
-                "Worker CPU use.",
-                worker["cpu_percent"],
-                group=group,
-                pid=pid,
-            )
-            for kind in ("voluntary", "involuntary"):
-                w.metric(
-                    "groupserver_worker_context_switches_per_second",
-                    "gauge",
-                    "Context switches per second, all threads.",
-                    worker[f"{kind}_ctx_per_s"],
-                    group=group,
-                    pid=pid,
-                    kind=kind,
-                )
-            w.metric(
-                "groupserver_worker_requests_total",
-                "counter",
-                "Requests by worker.",
-                worker["requests"],
-                group=group,
-                pid=pid,
-            )
+            for name, mtype, help_text, label, keys in _WORKER_VALUES:
+                for value, key in keys.items():
+                    labels = {label: value} if label else {}
+                    w.metric(
+                        name,
+                        mtype,
+                        help_text,
+                        worker[key],
+                        group=group,
+                        pid=worker["pid"],
+                        **labels,
+                    )
     gov = doc.get("memory_governor") or {}
     if gov.get("enabled"):
         w.metric(
