@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -218,6 +219,19 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     problems = [problem for server in servers for problem in stop_and_check(server)]
     if problems:
         pytest.fail("; ".join(problems))
+
+
+@contextmanager
+def serving(directory: Path, yaml_text: str) -> Iterator[RunningServer]:
+    """A started server for a longer scope (a module, a fixture); fails if a process is left."""
+    server = RunningServer(directory, yaml_text)
+    try:
+        server.start()
+        yield server
+    finally:
+        problems = stop_and_check(server)
+        if problems:
+            pytest.fail("; ".join(problems))
 
 
 def stop_and_check(server: RunningServer) -> list[str]:

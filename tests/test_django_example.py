@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import pytest
 import yaml
-from conftest import ROOT, RunningServer, stop_and_check, wait_for
+from conftest import ROOT, RunningServer, serving, wait_for
 
 from groupserver.control import send_command
 
@@ -64,14 +64,8 @@ def django_site(tmp_path: Path) -> Iterator[RunningServer]:
     admin = config["groups"]["admin"]
     admin["max_requests"] = ADMIN_MAX_REQUESTS
     admin["env"]["EXPORT_PAD_MB"] = str(EXPORT_MB)
-    server = RunningServer(site_dir, yaml.safe_dump(config, sort_keys=False))
-    try:
-        server.start()
+    with serving(site_dir, yaml.safe_dump(config, sort_keys=False)) as server:
         yield server
-    finally:
-        problems = stop_and_check(server)
-        if problems:
-            pytest.fail("; ".join(problems))
 
 
 class Browser:

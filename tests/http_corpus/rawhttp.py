@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import pytest
-from conftest import RunningServer, stop_and_check
+from conftest import RunningServer, serving
 
 # Never wait longer than this for one reply: a test must fail, not hang.
 REPLY_TIMEOUT = 8.0
@@ -170,14 +166,4 @@ def exchange(server: RunningServer, data: bytes, timeout: float = REPLY_TIMEOUT)
         return client.read_reply()
 
 
-@contextmanager
-def module_server(directory: Path, yaml_text: str) -> Iterator[RunningServer]:
-    """A server for a whole test module; stopped at the end, failing if a process is left."""
-    server = RunningServer(directory, yaml_text)
-    try:
-        server.start()
-        yield server
-    finally:
-        problems = stop_and_check(server)
-        if problems:
-            pytest.fail("; ".join(problems))
+module_server = serving  # a server for a whole test module (see conftest.serving)
