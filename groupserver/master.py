@@ -64,7 +64,13 @@ from groupserver.stats import prometheus
 from groupserver.stats.collect import merge_memory_rows
 from groupserver.stats.document import SiteStats
 from groupserver.stats.service import SmallService, http_answer, line_answer
-from groupserver.supervision import Child, GroupState, backoff, describe_status
+from groupserver.supervision import (
+    FAILING_AFTER,
+    Child,
+    GroupState,
+    StartBackoff,
+    describe_status,
+)
 from groupserver.systemd import Notifier, inherited_sockets
 from groupserver.worker import EXIT_APP_LOAD_FAILED, WorkerSpec, import_group_app, run_worker
 
@@ -100,8 +106,7 @@ class Master:
         self.signals: list[int] = []
         self.stopping: str | None = None  # "graceful" | "quick"
         self.stop_deadline = 0.0
-        self.front_next_spawn = 0.0
-        self.front_failures = 0
+        self.front_backoff = StartBackoff()
         self.announced_ready = False
         self.reload_started: float | None = None
         self.pid = os.getpid()
@@ -365,9 +370,9 @@ class Master:
             f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
             f"STATUS=reloading: generation {self.generation}",
         )
-        self.front_next_spawn = 0.0
+        self.front_backoff.next_spawn = 0.0
         for state in self.groups.values():
-            state.next_spawn = 0.0
+            state.workers_backoff.next_spawn = 0.0
         log.info("reload: starting generation %d", self.generation)
 
     def handle_ttin(self) -> None:
@@ -466,7 +471,7 @@ class Master:
         for group in self.config.groups:
             self._maintain_group(group, now)
         fronts = [c for c in self._children("front") if c.generation == self.generation]
-        if not fronts and now >= self.front_next_spawn:
+        if not fronts and self.front_backoff.due(now):
             self._spawn_front()
         if self.reload_started is not None:
             self._maybe_finish_reload(now)
@@ -490,15 +495,15 @@ class Master:
         if self.config.groups[group].preload:
             # kept running even when no worker is missing, so a respawn never waits for an import
             preloader = self._preloader(group)
-            if preloader is None and now >= state.preload_next_spawn:
+            if preloader is None and state.preload_backoff.due(now):
                 self._fork("preloader", group)
         have = self._current_workers(group)
         missing = self._wanted(group) - len(have)
-        if missing <= 0 or now < state.next_spawn:
+        if missing <= 0 or not state.workers_backoff.due(now):
             return
         if self.memory_pressure and have:
             # adaptive respawn: while memory is tight, refill a group slowly
-            state.next_spawn = now + self.config.memory_governor.respawn_delay
+            state.workers_backoff.next_spawn = now + self.config.memory_governor.respawn_delay
             missing = 1
         if self.config.groups[group].preload:
             if preloader is None or not preloader.ready:
@@ -836,16 +841,16 @@ class Master:
         elif words == ["ready"]:
             child.ready = True
             if child.role == "front":
-                self.front_failures = 0
+                self.front_backoff.failures = 0
                 return
             if child.role == "preloader":
-                self.groups[child.group or ""].preload_failures = 0
+                self.groups[child.group or ""].preload_backoff.failures = 0
                 log.info("group %s: application preloaded by %d", child.group, child.pid)
                 return
             state = self.groups.get(child.group or "")
             if state is None:
                 return
-            state.failures = 0
+            state.workers_backoff.failures = 0
             waiting = [
                 c
                 for c in self.children.values()
@@ -947,25 +952,16 @@ class Master:
         now = time.monotonic()
         died_at_start = not child.ready or os.waitstatus_to_exitcode(status) == EXIT_APP_LOAD_FAILED
         if child.role == "front":
-            self.front_failures = self.front_failures + 1 if died_at_start else 0
-            delay = backoff(self.front_failures)
-            self.front_next_spawn = now + delay
-        elif child.role == "preloader":
-            state = self.groups.setdefault(child.group or "", GroupState())
-            state.preload_failures = state.preload_failures + 1 if died_at_start else 0
-            delay = backoff(state.preload_failures)
-            state.preload_next_spawn = now + delay
+            delay = self.front_backoff.record_exit(died_at_start, now)
         else:
-            assert child.group is not None
-            state = self.groups.setdefault(child.group, GroupState())
-            state.failures = state.failures + 1 if died_at_start else 0
-            delay = backoff(state.failures)
-            state.next_spawn = now + delay
-            if state.failures >= 3:
+            state = self.groups.setdefault(child.group or "", GroupState())
+            kind = state.preload_backoff if child.role == "preloader" else state.workers_backoff
+            delay = kind.record_exit(died_at_start, now)
+            if child.role == "worker" and self.group_failing(child.group or ""):
                 log.error(
                     "group %s is failing: %d workers in a row died at start-up",
                     child.group,
-                    state.failures,
+                    state.workers_backoff.failures,
                 )
         when = f"; replacing it in {delay:.1f}s" if delay else "; replacing it"
         stage = "at start-up" if died_at_start else "unexpectedly"
@@ -974,7 +970,7 @@ class Master:
     def group_failing(self, group: str) -> bool:
         """Whether the group's workers keep dying at start-up."""
         state = self.groups.get(group)
-        return state is not None and state.failures >= 3
+        return state is not None and state.workers_backoff.failures >= FAILING_AFTER
 
 
 def _version() -> str:

@@ -14,6 +14,7 @@ from groupserver.scoreboard import Slot
 
 MAX_BACKOFF = 30.0
 RECENT_RECYCLES = 20
+FAILING_AFTER = 3  # deaths at start-up in a row that make a group "failing"
 
 
 @dataclass
@@ -41,15 +42,32 @@ class Child:
 
 
 @dataclass
+class StartBackoff:
+    """Exponential back-off for a kind of process that keeps dying at start-up."""
+
+    failures: int = 0  # consecutive deaths at start-up
+    next_spawn: float = 0.0  # monotonic time before which no new one starts
+
+    def record_exit(self, died_at_start: bool, now: float) -> float:
+        """Note a death; returns the delay before the next start."""
+        self.failures = self.failures + 1 if died_at_start else 0
+        delay = backoff(self.failures)
+        self.next_spawn = now + delay
+        return delay
+
+    def due(self, now: float) -> bool:
+        """Whether a new process may start now."""
+        return now >= self.next_spawn
+
+
+@dataclass
 class GroupState:
     """Supervision state of one group across its workers' lives."""
 
     extra: int = 0  # TTIN/TTOU adjustments
     target: int = 0  # adaptive groups: current size between min and max
-    failures: int = 0  # consecutive deaths at start-up
-    next_spawn: float = 0.0
-    preload_failures: int = 0
-    preload_next_spawn: float = 0.0
+    workers_backoff: StartBackoff = field(default_factory=StartBackoff)
+    preload_backoff: StartBackoff = field(default_factory=StartBackoff)
     scaler: GroupScaler | None = None
     restarts: Counter = field(default_factory=Counter)
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_RECYCLES))
