@@ -94,3 +94,21 @@ def remove_unix_paths(listeners: list[socket.socket]) -> None:
         if sock.family == socket.AF_UNIX:
             with contextlib.suppress(OSError):
                 os.unlink(sock.getsockname())
+
+
+_TCP_INFO_SIZE = 104
+_TCPI_UNACKED = 24  # tcp_info: 8 bytes of u8 fields, then rto, ato, snd_mss, rcv_mss, unacked
+
+
+def accept_queue(sock: socket.socket) -> int:
+    """Connections waiting in a TCP listener's accept queue (0 for unix sockets or on error).
+
+    For a listening socket Linux reports the accept queue's length in tcp_info.tcpi_unacked.
+    """
+    if sock.family == socket.AF_UNIX:
+        return 0
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+    except OSError:
+        return 0
+    return int.from_bytes(info[_TCPI_UNACKED : _TCPI_UNACKED + 4], "little")

@@ -42,6 +42,7 @@ from groupserver.handoff import HandoffChannel
 from groupserver.identity import drop_privileges
 from groupserver.listeners import (
     ListenError,
+    accept_queue,
     create_listener,
     create_unix_listener,
     describe,
@@ -151,11 +152,13 @@ class Master:
         self.poller = select.epoll()
         self.poller.register(self.wake_r, select.EPOLLIN)
         self._start_services()
+        accepting = self.config.accepting_group
         log.info(
-            "groupserver %s: site %s listening on %s",
+            "groupserver %s: site %s listening on %s (%s)",
             _version(),
             self.config.site,
             ", ".join(describe(s) for s in self.listeners),
+            f"group {accepting}'s workers accept" if accepting else "a front process accepts",
         )
         try:
             return self._loop()
@@ -471,7 +474,7 @@ class Master:
         for group in self.config.groups:
             self._maintain_group(group, now)
         fronts = [c for c in self._children("front") if c.generation == self.generation]
-        if not fronts and self.front_backoff.due(now):
+        if not fronts and self.config.accepting_group is None and self.front_backoff.due(now):
             self._spawn_front()
         if self.reload_started is not None:
             self._maybe_finish_reload(now)
@@ -632,10 +635,13 @@ class Master:
         return slot.busy == 0 and slot.conns == 0 and state.last_taken.get(child.pid) == slot.taken
 
     def backlog(self, group: str) -> int:
-        """Connections waiting in a group's queue (handed to it minus taken by its workers)."""
+        """Connections waiting in a group's queue (handed to it minus taken by its workers), plus
+        the listeners' accept queues when the group accepts connections itself."""
         index = self.group_indices[group]
         state = self.groups[group]
         handed = self.front_totals.handed[index]
+        if group == self.config.accepting_group:
+            handed += sum(map(accept_queue, self.listeners))
         taken = state.totals.taken
         for other in self.groups.values():
             if other is not state:
@@ -663,7 +669,7 @@ class Master:
 
     def _maybe_finish_reload(self, now: float) -> None:
         new = [c for c in self.children.values() if c.generation == self.generation]
-        wanted = 1 + sum(map(self._wanted, self.config.groups))
+        wanted = (self.config.accepting_group is None) + sum(map(self._wanted, self.config.groups))
         if not all(c.ready for c in new) or len(new) < wanted:
             if self.reload_started is not None and now - self.reload_started > 60:
                 log.error("reload: the new generation is not ready after 60s; old workers stay")
@@ -735,14 +741,13 @@ class Master:
         self._leave_master()
         cfg = self.config.groups[group]
         drop_privileges(cfg.user, cfg.group)
-        for sock in self.listeners:
-            sock.close()
+        listeners = self._listeners_for(group)
         config, channels, scoreboard = self.config, self.channels, self.scoreboard
         indices, master_pid = self.group_indices, self.pid
 
         def start_worker(slot: int, status_fd: int, app: object) -> None:
             spec = WorkerSpec(
-                config, group, channels, status_fd, master_pid, scoreboard, slot, indices
+                config, group, channels, status_fd, master_pid, scoreboard, slot, indices, listeners
             )
             run_worker(spec, app)  # type: ignore[arg-type]
 
@@ -785,8 +790,6 @@ class Master:
                 self.group_indices,
             )
         else:
-            for sock in self.listeners:
-                sock.close()
             assert group is not None
             spec = WorkerSpec(
                 self.config,
@@ -797,8 +800,17 @@ class Master:
                 self.scoreboard,
                 slot,
                 self.group_indices,
+                self._listeners_for(group),
             )
             run_worker(spec)
+
+    def _listeners_for(self, group: str) -> list[socket.socket]:
+        """In a new worker or preloader: the listeners if its group accepts, else close them."""
+        if group == self.config.accepting_group:
+            return self.listeners
+        for sock in self.listeners:
+            sock.close()
+        return []
 
     def _spawn_worker(self, group: str) -> None:
         self._fork("worker", group)

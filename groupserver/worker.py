@@ -3,7 +3,8 @@
 Forked by the master, a worker imports its group's application and serves requests with the
 group's thread count and thread stack size. Its request threads take turns as the *leader*: the
 one leader waits in epoll for (a) the group's hand-off channel, (b) keep-alive connections parked
-between requests and (c) the wake pipe, then hands leadership on and serves what it found itself.
+between requests, (c) the wake pipe and (d) the site's listeners when the group accepts connections
+itself (front.accept), then hands leadership on and serves what it found itself.
 So a request costs no thread-to-thread hand-over, a connection is taken from the group's queue
 only by a thread that is free to serve it, and an idle keep-alive connection holds no thread.
 
@@ -26,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from groupserver.accesslog import AccessLog, reopen_error_logs
@@ -64,6 +65,24 @@ _CHANNEL = object()
 _WAKE = object()
 
 
+class _Accepted:
+    """A connection this worker accepted from a listener, not yet read."""
+
+    __slots__ = ("sock", "peer", "local", "accepted_us")
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: tuple[str, int] | None,
+        local: tuple[str, int] | None,
+        accepted_us: int,
+    ) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.local = local
+        self.accepted_us = accepted_us
+
+
 @dataclass
 class WorkerSpec:
     """Everything a worker needs, prepared by the master before the fork."""
@@ -76,6 +95,8 @@ class WorkerSpec:
     scoreboard: Scoreboard
     slot: int
     group_indices: dict[str, int]
+    # The site's listening sockets when this group accepts connections itself (front.accept).
+    listeners: list[socket.socket] = field(default_factory=list)
 
 
 def import_group_app(site: SiteConfig, group_name: str) -> Callable[..., Any]:
@@ -142,6 +163,19 @@ def _set_io_timeouts(sock: socket.socket, recv: bytes, send: bytes) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, send)
 
 
+_TCP_INFO_SIZE = 56
+_TCPI_LAST_DATA_RECV = 52  # tcp_info: 8 bytes of u8 fields, then 11 u32 before it
+
+
+def _ms_since_data(sock: socket.socket) -> int:
+    """Milliseconds since the last bytes arrived on a TCP connection (jiffies precision)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+    except OSError:
+        return 0
+    return int.from_bytes(info[_TCPI_LAST_DATA_RECV:_TCP_INFO_SIZE], "little")
+
+
 class WorkerServer:
     """The leader/follower request threads of one worker process."""
 
@@ -198,11 +232,22 @@ class WorkerServer:
         self.ep = select.epoll()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ep.register(self.wake_r, _EPOLLIN)
-        self.ep.register(self.channel.recv_end.fileno(), _EPOLLIN | select.EPOLLEXCLUSIVE)
         self.fd_items: dict[int, Any] = {
             self.wake_r: _WAKE,
             self.channel.recv_end.fileno(): _CHANNEL,
         }
+        # Sources of new connections, each woken for by one idle worker of the group at a time.
+        self.listeners = {s.fileno(): s for s in spec.listeners}
+        self.listener_addresses = {
+            fd: s.getsockname()[:2] if s.family != socket.AF_UNIX else None
+            for fd, s in self.listeners.items()
+        }
+        for lsock in spec.listeners:
+            lsock.setblocking(False)
+            self.fd_items[lsock.fileno()] = lsock
+        self.new_sources = [self.channel.recv_end.fileno(), *self.listeners]
+        for fd in self.new_sources:
+            self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
         self.cond = threading.Condition(threading.Lock())
         self.ready: deque[Any] = deque()
         self.leading = False
@@ -353,10 +398,13 @@ class WorkerServer:
                     items[:0] = fresh
             elif item is _WAKE:
                 items.append(_WAKE)
-            else:
+            elif item is None:
                 conn = self.parked.pop(fd, None)
                 if conn is not None:
                     items.append(conn)
+            elif self.taking and not self.at_capacity and fd in self.listeners:
+                # As many as there are free threads: the rest wait for another worker.
+                items[:0] = self._accept(item, max(1, self.threads - self.busy))
         if self.mode == "drain" and self.taking and not saw_channel:
             self._stop_taking()  # the queue is empty and the front is gone
         now = time.monotonic()
@@ -365,11 +413,28 @@ class WorkerServer:
             self._sweep(now)
         return items
 
+    def _accept(self, lsock: socket.socket, most: int) -> list[_Accepted]:
+        accepted = []
+        local = self.listener_addresses[lsock.fileno()]
+        for _ in range(most):
+            try:
+                sock, addr = lsock.accept()  # blocking, like a handed-off socket
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # EMFILE and friends: leave the rest in the kernel backlog
+                log.warning("worker %d: accept failed: %s", os.getpid(), exc)
+                break
+            peer = addr[:2] if local is not None else None
+            accepted.append(_Accepted(sock, peer, local, now_us()))
+        return accepted
+
     def _process(self, item: Any) -> None:
         if item is _WAKE:
             self._on_wake()
         elif isinstance(item, Connection):
             self._on_readable(item)
+        elif isinstance(item, _Accepted):
+            self._on_accepted(item)
         else:
             self._on_handoff(item)
 
@@ -402,6 +467,36 @@ class WorkerServer:
         if handoff.flags & FLAG_NEEDS_HEAD and not conn.buf:
             self._park(conn)
             return
+        self._serve(conn)
+
+    def _on_accepted(self, new: _Accepted) -> None:
+        sock = new.sock
+        try:
+            _set_io_timeouts(sock, self.recv_timeout, self.send_timeout)
+        except OSError:
+            sock.close()
+            return
+        self._count_conn(1)
+        slot = self.slot
+        slot.handed[self.group_indices[self.group]] += 1  # into our queue and out at once
+        slot.taken += 1
+        env = base_environ_for(sock, self.constants, new.peer, new.local)
+        proxies = self.proxies if self.proxies.trusts(env["REMOTE_ADDR"]) else None
+        conn = Connection(sock, b"", env, new.peer, proxies, new.local)
+        conn.queue_start_us = new.accepted_us
+        if new.local is not None:  # TCP: the head waited in the kernel's accept queue since
+            conn.queue_start_us -= _ms_since_data(sock) * 1000  # it arrived (queue_timeout)
+        try:
+            data = sock.recv(_RECV, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            self._park(conn)  # accepted before the head arrived: wait for it without a thread
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        conn.buf += data
         self._serve(conn)
 
     def _on_readable(self, conn: Connection) -> None:
@@ -589,11 +684,11 @@ class WorkerServer:
             if full == self.at_capacity or not self.taking:
                 return
             self.at_capacity = full
-            fd = self.channel.recv_end.fileno()
-            if full:
-                self.ep.unregister(fd)
-            else:
-                self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
+            for fd in self.new_sources:
+                if full:
+                    self.ep.unregister(fd)
+                else:
+                    self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
 
     def _reject(self, conn: Connection, status: int) -> None:
         if status != 404:
@@ -636,8 +731,11 @@ class WorkerServer:
         """Close keep-alive connections idle too long; 408 heads that arrive too slowly."""
         expired = []
         for fd, conn in list(self.parked.items()):
+            waiting_for_head = conn.buf or not conn.requests  # a new connection's first head
             limit = (
-                self.spec.site.limits.head_timeout if conn.buf else self.limits.keepalive_timeout
+                self.spec.site.limits.head_timeout
+                if waiting_for_head
+                else self.limits.keepalive_timeout
             )
             if now - conn.last_active > limit and self.parked.pop(fd, None) is not None:
                 expired.append(conn)
@@ -654,10 +752,23 @@ class WorkerServer:
             self.taking = False
             if self.at_capacity:
                 return  # already unregistered
-            try:
-                self.ep.unregister(self.channel.recv_end.fileno())
-            except OSError:
-                pass
+            for fd in self.new_sources:
+                try:
+                    self.ep.unregister(fd)
+                except OSError:
+                    pass
+
+    def _stop_accepting(self) -> None:
+        """Leave the listeners (draining: the queue is still served)."""
+        with self.cond:
+            for fd in self.listeners:
+                self.new_sources.remove(fd)
+                if self.taking and not self.at_capacity:
+                    try:
+                        self.ep.unregister(fd)
+                    except OSError:
+                        pass
+            self.listeners = {}
 
     def _on_wake(self) -> None:
         try:
@@ -669,6 +780,8 @@ class WorkerServer:
             return
         if self.mode == "retire":
             self._stop_taking()
+        elif self.listeners:
+            self._stop_accepting()
         idle = [self.parked.pop(fd) for fd in list(self.parked) if fd in self.parked]
         for conn in idle:
             if conn.buf:

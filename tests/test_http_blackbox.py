@@ -2,9 +2,11 @@
 
 Valid requests must reach corpus_app (tests/apps/corpus_app.py) with the environ their sidecar
 JSON lists; invalid ones must get their status and a close. The front parses the first head of a
-connection and the worker every later one, so each invalid request is sent three ways:
+connection and the worker every later one (unless the group accepts connections itself:
+front.accept; both set-ups are served), so each invalid request is sent three ways:
 
-- ``first``: as the first request of a new connection (the front's parser);
+- ``first``: as the first request of a new connection (the front's parser, or the accepting
+  worker's);
 - ``after_keepalive``: after a valid request was answered on the same connection (the worker,
   reading a parked keep-alive connection);
 - ``pipelined``: right behind a valid request in the same write (the worker, bytes already
@@ -49,9 +51,11 @@ def _load(path: Path) -> tuple[bytes, dict]:
     return path.read_bytes(), json.loads(path.with_suffix(".json").read_text())
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with module_server(tmp_path_factory.mktemp("blackbox"), SERVER_YAML) as running:
+@pytest.fixture(scope="module", params=["front", "main"], ids=["front", "accept-in-main"])
+def server(request, tmp_path_factory):
+    """The corpus site twice: with a front process, and with main's workers accepting."""
+    yaml = SERVER_YAML + f"front: {{accept: {request.param}}}\n"
+    with module_server(tmp_path_factory.mktemp("blackbox"), yaml) as running:
         yield running
 
 

@@ -67,9 +67,11 @@ default_group: main
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with module_server(tmp_path_factory.mktemp("limits"), SERVER_YAML) as running:
+@pytest.fixture(scope="module", params=["front", "main"], ids=["front", "accept-in-main"])
+def server(request, tmp_path_factory):
+    """The limits site twice: with a front process, and with main's workers accepting."""
+    yaml = SERVER_YAML + f"front: {{accept: {request.param}}}\n"
+    with module_server(tmp_path_factory.mktemp("limits"), yaml) as running:
         yield running
 
 
@@ -397,6 +399,7 @@ site: frontcap
 listen: ['127.0.0.1:0']
 groups: {{main: {{app: 'corpus_app:application', threads: 2}}}}
 limits: {{max_connections: {FRONT_CAP}, head_timeout: 5}}
+front: {{accept: front}}
 """
 
 

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import pytest
 from conftest import site_yaml, wait_for
 
 APP = "lifecycle_app:application"
@@ -89,8 +90,15 @@ def test_request_timeout_answers_504_logs_the_stack_and_recycles_the_worker(make
     assert server.get_json("/after")["pid"] != first
 
 
-def test_queue_timeout_answers_503_with_retry_after(make_server):
-    server = make_server(site_yaml({"main": {"app": APP, "threads": 1, "queue_timeout": 0.5}}))
+@pytest.mark.parametrize("accept", ["front", "main"])
+def test_queue_timeout_answers_503_with_retry_after(make_server, accept):
+    """Queued behind a slow request: in the group's channel (front) or the accept queue (main)."""
+    server = make_server(
+        site_yaml(
+            {"main": {"app": APP, "threads": 1, "queue_timeout": 0.5}},
+            extra=f"front: {{accept: {accept}}}",
+        )
+    )
     results = []
 
     def call(path):

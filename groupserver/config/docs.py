@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from groupserver.config.front import FrontConfig
 from groupserver.config.lifecycle import MemoryLimits, ProcessRange
 from groupserver.config.limits import GroupLimits, SiteLimits
 from groupserver.config.models import (
@@ -50,6 +51,7 @@ _MODEL_NAMES = {
     ListenAddress: "address",
     GroupConfig: "group",
     RouteConfig: "route",
+    FrontConfig: "front",
     SiteLimits: "limits",
     GroupLimits: "limits",
 }
@@ -197,6 +199,12 @@ def render_markdown() -> str:
         "uses little C stack per call, but regex, json, template engines and C extensions recurse",
         "on it, and overflowing a thread's stack kills the whole worker process. Smaller stacks",
         "only save virtual memory; the kernel backs the pages a thread actually touched.",
+        "",
+        "## front",
+        "",
+        _doc(FrontConfig),
+        "",
+        *_table(FrontConfig),
         "",
         "## limits",
         "",

@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from groupserver.config.front import FrontConfig
 from groupserver.config.lifecycle import MemoryLimits, ProcessRange
 from groupserver.config.limits import GroupLimits, Seconds, SiteLimits, Size
 from groupserver.config.monitoring import GovernorConfig, StatsConfig
@@ -619,6 +620,10 @@ class SiteConfig(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="error log verbosity"
     )
+    front: FrontConfig = Field(
+        default_factory=FrontConfig,
+        description="who accepts connections: a front process or one group (see front below)",
+    )
     limits: SiteLimits = Field(
         default_factory=SiteLimits, description="HTTP limits and timeouts (see limits below)"
     )
@@ -649,11 +654,37 @@ class SiteConfig(BaseModel):
     )
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
+    _accepting_group: str | None = PrivateAttr(None)
 
     @property
     def warnings(self) -> list[str]:
         """Valid but suspicious settings, one "SOURCE: key: reason" line each."""
         return self._warnings
+
+    @property
+    def accepting_group(self) -> str | None:
+        """The group whose workers accept connections themselves (None: a front process does)."""
+        return self._accepting_group
+
+    def _resolve_accept(self) -> tuple[str | None, str | None]:
+        """(accepting group, problem) from front.accept, the routes and the listeners."""
+        choice = self.front.accept
+        proxied = any(address.proxy_protocol for address in self.listen)
+        if choice == "front":
+            return None, None
+        if choice == "auto":
+            targets = {route.group for route in self.routes}
+            if self.default_group is not None:
+                targets.add(self.default_group)
+            if len(targets) == 1 and not proxied:
+                return targets.pop(), None
+            return None, None
+        if choice not in self.groups:
+            defined = ", ".join(self.groups)
+            return None, f"not 'front', 'auto' or a group name (defined: {defined})"
+        if proxied:
+            return None, "a listener has proxy_protocol, which only the front reads; use 'front'"
+        return choice, None
 
     @model_validator(mode="after")
     def _check_site(self, info: ValidationInfo) -> SiteConfig:
@@ -697,6 +728,9 @@ class SiteConfig(BaseModel):
             if shown in seen:
                 problems.append((("listen", i), f"duplicate of listen[{seen[shown]}]", shown))
             seen.setdefault(shown, i)
+        self._accepting_group, accept_problem = self._resolve_accept()
+        if accept_problem is not None:
+            problems.append((("front", "accept"), accept_problem, self.front.accept))
         if problems:
             summary = "; ".join(f"{key_path(loc)}: {reason}" for loc, reason, _ in problems)
             raise PydanticCustomError(
