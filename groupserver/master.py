@@ -656,11 +656,16 @@ class Master:
 
     def _maintain_stop(self, now: float) -> None:
         if self.stopping == "graceful" and not self._children("front"):
-            for child in self._children("worker"):
+            # Every worker not told to stop yet, including one that asked to retire and still
+            # waits for a replacement that will never come now.
+            for child in self.children.values():
+                if child.role != "worker" or child.retiring and not child.awaiting_replacement:
+                    continue
                 cfg = self.config.groups.get(child.group or "")
                 limit = cfg.shutdown_timeout if cfg and cfg.shutdown_timeout else None
                 self._signal(child, signal.SIGTERM)
                 child.retiring = True
+                child.awaiting_replacement = False
                 child.kill_at = now + limit if limit else self.stop_deadline
         if now >= self.stop_deadline and self.stopping == "quick":
             for child in self.children.values():

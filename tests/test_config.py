@@ -585,3 +585,37 @@ CONFIG_FILES = sorted((ROOT / "configs").glob("*.yaml"))
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
 def test_shipped_config_loads(path):
     load_config(path)
+
+
+# --- who accepts: front.accept ---------------------------------------------------------------
+
+
+ONE_GROUP = "groups: {main: {app: x}}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "accepting"),
+    [
+        (ONE_GROUP, "main"),  # one group: it accepts itself
+        (ONE_GROUP + "front: {accept: front}", None),
+        (with_groups("routes: [{prefix: /admin, group: admin}]\ndefault_group: main"), None),
+        (with_groups("routes: [{prefix: /, group: admin}]"), "admin"),  # every request
+        (with_groups("routes: [{prefix: /admin, group: admin}]"), "admin"),  # the rest: 404
+        (with_groups("routes: [{prefix: /admin, group: admin}]\nfront: {accept: main}"), "main"),
+    ],
+)
+def test_front_accept_resolves_to_a_group_or_the_front(text, accepting):
+    assert parse(text).accepting_group == accepting
+
+
+def test_front_accept_errors_name_the_key():
+    assert problems(ONE_GROUP + "front: {accept: mian}") == [
+        "site.yaml: front.accept: not 'front', 'auto' or a group name (defined: main) "
+        "(got 'mian')"
+    ]
+    proxied = ONE_GROUP + "listen: [{address: '127.0.0.1:8000', proxy_protocol: true}]"
+    assert problems(proxied + "\nfront: {accept: main}") == [
+        "site.yaml: front.accept: a listener has proxy_protocol, which only the front reads; use "
+        "'front' (got 'main')"
+    ]
+    assert parse(proxied).accepting_group is None  # auto keeps the front for PROXY listeners

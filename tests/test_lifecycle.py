@@ -53,6 +53,27 @@ def test_max_requests_jitter_gives_each_worker_its_own_count(make_server):
     assert len(set(limits)) > 1, limits  # each worker drew its own count
 
 
+def test_term_stops_a_worker_still_waiting_for_its_replacement(make_server, tmp_path):
+    """max_requests reached, the replacement still importing: TERM must stop both at once."""
+    marker = tmp_path / "imported"
+    server = make_server(
+        site_yaml(
+            {
+                "main": {
+                    "app": "slow_reimport_app:application",
+                    "max_requests": 1,
+                    "env": {"SLOW_REIMPORT_MARKER": str(marker)},
+                }
+            }
+        )
+    )
+    assert server.request("GET", "/")[0] == 200
+    server.wait_log("starting its replacement")
+    started = time.monotonic()
+    assert server.stop(timeout=10) == 0
+    assert time.monotonic() - started < 5
+
+
 def test_inactive_worker_is_restarted_and_health_checks_do_not_count(make_server):
     server = make_server(
         site_yaml(

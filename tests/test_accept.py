@@ -1,0 +1,162 @@
+"""Workers that accept connections themselves (front.accept), against real processes and sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import signal
+import threading
+import time
+
+from conftest import site_yaml, wait_for
+
+FRONT_TITLE = "groupserver: front [testsite]"
+STATS = "stats: {listen: '127.0.0.1:0'}"
+
+
+def _stats(server) -> dict:
+    m = re.search(r"stats on ([\d.]+):(\d+)", server.wait_log("stats on"))
+    assert m
+    conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=5)
+    try:
+        conn.request("GET", "/stats")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def test_one_group_site_runs_no_front_and_serves_new_and_kept_connections(make_server):
+    server = make_server(site_yaml({"main": {"processes": 2, "threads": 2}}))
+    assert server.processes_titled(FRONT_TITLE) == []
+    assert len(server.processes_titled("(wsgi:main)")) == 2
+    assert "group main's workers accept" in server.log()
+    before = time.time_ns() // 1000
+    for _ in range(5):  # a new connection each
+        status, headers, body = server.request("GET", "/x?a=1", headers={"Connection": "close"})
+        assert status == 200 and headers["Connection"] == "close"
+        seen = json.loads(body)
+        assert (seen["group"], seen["query"], seen["remote_addr"]) == ("main", "a=1", "127.0.0.1")
+        assert before - 5_000 <= seen["queue_start"] <= time.time_ns() // 1000
+    conn = server.connection()
+    try:
+        for n in range(5):  # one kept connection
+            conn.request("POST", f"/k{n}", body=b"x" * n)
+            resp = conn.getresponse()
+            assert json.loads(resp.read())["body"] == "x" * n
+    finally:
+        conn.close()
+
+
+def test_the_accepting_group_hands_other_groups_requests_on(make_server):
+    server = make_server(
+        site_yaml(
+            {"main": {"threads": 2}, "admin": {"threads": 1}},
+            routes="- {prefix: /admin, group: admin}",
+            extra="front: {accept: main}",
+        )
+    )
+    assert server.processes_titled(FRONT_TITLE) == []
+    assert server.get_json("/admin/a")["group"] == "admin"  # first request of a connection
+    conn = server.connection()
+    try:
+        groups = []
+        for path in ["/", "/admin/b", "/c", "/admin/d"]:
+            conn.request("GET", path)
+            groups.append(json.loads(conn.getresponse().read())["group"])
+        assert groups == ["main", "admin", "main", "admin"]
+    finally:
+        conn.close()
+
+
+def test_auto_keeps_the_front_for_a_site_with_several_groups(make_server):
+    server = make_server(
+        site_yaml({"main": {}, "admin": {}}, routes="- {prefix: /admin, group: admin}")
+    )
+    assert len(server.processes_titled(FRONT_TITLE)) == 1
+    assert "a front process accepts" in server.log()
+    assert server.get_json("/admin/x")["group"] == "admin"
+
+
+def test_a_free_worker_takes_the_next_connection(make_server):
+    """Two one-thread workers, two slow requests at once: each worker accepts one."""
+    server = make_server(site_yaml({"main": {"processes": 2, "threads": 1}}))
+    pids = []
+
+    def slow():
+        pids.append(server.get_json("/sleep?s=0.8", timeout=10)["pid"])
+
+    threads = [threading.Thread(target=slow) for _ in range(2)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join(10)
+    assert len(set(pids)) == 2, pids
+    assert time.monotonic() - started < 1.5, "the second request waited for the first"
+
+
+def test_backlog_counts_connections_waiting_in_the_accept_queue(make_server):
+    server = make_server(site_yaml({"main": {"threads": 1}}, extra=STATS))
+    results = []
+
+    def call(path):
+        results.append(server.request("GET", path, timeout=15)[0])
+
+    slow = threading.Thread(target=call, args=("/sleep?s=2",))
+    slow.start()
+    time.sleep(0.3)
+    waiting = [threading.Thread(target=call, args=(f"/w{n}",)) for n in range(3)]
+    for t in waiting:
+        t.start()
+    backlog = wait_for(lambda: _stats(server)["groups"]["main"]["backlog"] >= 3, timeout=1.5)
+    assert backlog
+    for t in [slow, *waiting]:
+        t.join(20)
+    assert results == [200] * 4
+    queue = _stats(server)["groups"]["main"]["latency_seconds"]["queue"]
+    assert queue["p99"] >= 1.0, "the queued requests' wait in the accept queue is measured"
+
+
+def test_hup_moves_accepting_between_front_and_workers_without_failed_requests(make_server):
+    front_yaml = site_yaml({"main": {"processes": 2, "threads": 2}}, extra="front: {accept: front}")
+    server = make_server(front_yaml)
+    assert len(server.processes_titled(FRONT_TITLE)) == 1
+    stop = threading.Event()
+    failures: list[str] = []
+    served: list[int] = []
+
+    def loop(close: bool):
+        while not stop.is_set():
+            try:
+                status, _, _ = server.request(
+                    "GET", "/", headers={"Connection": "close"} if close else {}
+                )
+                (served if status == 200 else failures).append(status)
+            except Exception as exc:  # noqa: BLE001
+                failures.append(repr(exc))
+
+    clients = [threading.Thread(target=loop, args=(close,)) for close in (True, False, True)]
+    for t in clients:
+        t.start()
+    try:
+        time.sleep(0.3)
+        server.config.write_text(front_yaml.replace("accept: front", "accept: auto"))
+        server.send_signal(signal.SIGHUP)
+        server.wait_log("reload: generation 1 serving")
+        wait_for(lambda: not server.processes_titled(FRONT_TITLE), timeout=20)
+        time.sleep(0.3)
+        server.config.write_text(front_yaml)
+        server.send_signal(signal.SIGHUP)
+        server.wait_log("reload: generation 2 serving")
+        wait_for(lambda: len(server.processes_titled("(wsgi:main)")) == 2, timeout=20)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in clients:
+            t.join(20)
+    server.remember_pids()
+    assert len(server.processes_titled(FRONT_TITLE)) == 1
+    assert failures == []
+    assert len(served) > 30
