@@ -150,6 +150,12 @@ def _setup_logging(config: SiteConfig) -> None:
 def _check(config: SiteConfig) -> int:
     print(f"site {config.site}: OK")
     print("listen: " + ", ".join(a.display() for a in config.listen))
+    accepting = config.accepting_group
+    print(
+        f"accept: group {accepting}'s workers (no front process)"
+        if accepting
+        else "accept: a front process routes every new connection"
+    )
     print("groups:")
     for name, group in config.groups.items():
         stack = f"{group.stack_size // 1024}K" if group.stack_size else "default"
@@ -160,7 +166,7 @@ def _check(config: SiteConfig) -> int:
     print("routes (first match wins):")
     for n, route in enumerate(config.routes):
         print(f"  {n}: {route.describe()}")
-    print(f"  default: {config.default_group or '404 from the front'}")
+    print(f"  default: {config.default_group or '404'}")
     return 0
 
 
@@ -170,7 +176,7 @@ def _route(config: SiteConfig, url: str, host: str | None, method: str) -> int:
     path = unquote(url.split("?", 1)[0].split("#", 1)[0], encoding="latin-1")
     match = Router(config.routes, config.default_group).route_for(path, host, method.upper())
     if match is None:
-        print(f"{url}: no route and no default_group: 404 from the front")
+        print(f"{url}: no route and no default_group: 404")
         return 1
     where = "default group" if match.index is None else f"routes[{match.index}]: {match.name}"
     print(f"{url}: group {match.group} ({where})")

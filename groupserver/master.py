@@ -722,6 +722,9 @@ class Master:
         control = None
         if role == "preloader":
             control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # A signal for the new child that arrived before it dropped our handlers would only be
+        # queued for us in its copy of the master and lost: keep them pending over the fork.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
         pid = os.fork()
         if pid == 0:
             try:
@@ -734,6 +737,7 @@ class Master:
                 traceback.print_exc()
             finally:
                 os._exit(1)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         os.close(status_w)
         if control is not None:
             child_control.close()
@@ -764,7 +768,10 @@ class Master:
         """In a new child: drop the master's signal handling and its private descriptors."""
         signal.set_wakeup_fd(-1)
         for sig in _HANDLED:
-            signal.signal(sig, signal.SIG_DFL)
+            # Until the child sets its own: a stop signal stops it, the others are not for it.
+            stops = sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
+            signal.signal(sig, signal.SIG_DFL if stops else signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)  # blocked by _fork
         self.poller.close()
         os.close(self.wake_r)
         os.close(self.wake_w)

@@ -403,8 +403,9 @@ class WorkerServer:
                 if conn is not None:
                     items.append(conn)
             elif self.taking and not self.at_capacity and fd in self.listeners:
-                # As many as there are free threads: the rest wait for another worker.
-                items[:0] = self._accept(item, max(1, self.threads - self.busy))
+                # Like the channel: up to one per thread, served first (a leader is rare while
+                # parked connections keep every thread busy; one per round starved new ones).
+                items[:0] = self._accept(item, self.threads)
         if self.mode == "drain" and self.taking and not saw_channel:
             self._stop_taking()  # the queue is empty and the front is gone
         now = time.monotonic()

@@ -32,6 +32,9 @@ def test_check_prints_groups_and_routes():
     assert "volume: 3 processes x 5 threads" in result.stdout
     assert "admin: 1 processes x 3 threads" in result.stdout
     assert "prefix /admin -> admin" in result.stdout
+    assert "accept: a front process routes every new connection" in result.stdout
+    single = _run("check", str(ROOT / "configs" / "single.yaml"))
+    assert "accept: group main's workers (no front process)" in single.stdout
 
 
 def test_check_names_the_key_and_reason_of_a_bad_config(tmp_path):
