@@ -73,7 +73,13 @@ from groupserver.supervision import (
     describe_status,
 )
 from groupserver.systemd import Notifier, inherited_sockets
-from groupserver.worker import EXIT_APP_LOAD_FAILED, WorkerSpec, import_group_app, run_worker
+from groupserver.worker import (
+    EXIT_APP_LOAD_FAILED,
+    GroupPlan,
+    WorkerSpec,
+    import_group_app,
+    run_worker,
+)
 
 log = logging.getLogger("groupserver.master")
 
@@ -99,6 +105,7 @@ class Master:
         self.generation = 0
         self.children: dict[int, Child] = {}
         self.listeners: list[socket.socket] = []
+        self.plans: dict[str, GroupPlan] = {}  # per group, for self.config
         self.channels: dict[str, HandoffChannel] = {}
         self.retired_channels: list[HandoffChannel] = []
         self.groups: dict[str, GroupState] = {}
@@ -365,6 +372,7 @@ class Master:
             log.error("reload refused: %s", exc)
             return
         self.config = config
+        self.plans = {}
         self._configure_governor()
         self.generation += 1
         self.reload_started = time.monotonic()
@@ -718,6 +726,8 @@ class Master:
 
     def _fork(self, role: str, group: str | None) -> None:
         slot = self._allocate_slot(role, group)
+        if group is not None:
+            self._plan(group)  # built here, inherited by the child
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         control = None
         if role == "preloader":
@@ -751,12 +761,22 @@ class Master:
         cfg = self.config.groups[group]
         drop_privileges(cfg.user, cfg.group)
         listeners = self._listeners_for(group)
+        plan = self._plan(group)
         config, channels, scoreboard = self.config, self.channels, self.scoreboard
         indices, master_pid = self.group_indices, self.pid
 
         def start_worker(slot: int, status_fd: int, app: object) -> None:
             spec = WorkerSpec(
-                config, group, channels, status_fd, master_pid, scoreboard, slot, indices, listeners
+                config,
+                group,
+                channels,
+                status_fd,
+                master_pid,
+                scoreboard,
+                slot,
+                indices,
+                listeners,
+                plan,
             )
             run_worker(spec, app)  # type: ignore[arg-type]
 
@@ -813,8 +833,16 @@ class Master:
                 slot,
                 self.group_indices,
                 self._listeners_for(group),
+                self._plan(group),
             )
             run_worker(spec)
+
+    def _plan(self, group: str) -> GroupPlan:
+        """The group's plan for the running config (built before forking: see GroupPlan)."""
+        plan = self.plans.get(group)
+        if plan is None:
+            plan = self.plans[group] = GroupPlan.build(self.config, group)
+        return plan
 
     def _listeners_for(self, group: str) -> list[socket.socket]:
         """In a new worker or preloader: the listeners if its group accepts, else close them."""
