@@ -11,6 +11,7 @@ then exit; INT/QUIT exit at once.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import select
@@ -34,6 +35,7 @@ from groupserver.scoreboard import READY, Scoreboard
 log = logging.getLogger("groupserver.front")
 
 _RECV = 65536
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _ACCEPT_BATCH = 64
 
 
@@ -91,6 +93,7 @@ class FrontServer:
             if address.proxy_protocol
         }
         self.accepting = False
+        self.accept_paused_until = 0.0  # accept failed for want of descriptors or memory
         self.stopping = False
         self.stop_deadline = 0.0
 
@@ -137,7 +140,11 @@ class FrontServer:
                 busy = self.heads or any(self.queued.values())
                 if not busy or now > self.stop_deadline:
                     return 0
-            elif not self.accepting and self._pending_count() < self.max_pending // 2 + 1:
+            elif (
+                not self.accepting
+                and now >= self.accept_paused_until
+                and self._pending_count() < self.max_pending // 2 + 1
+            ):
                 self._start_accepting()
 
     def _on_term(self, signum: int, frame: Any) -> None:
@@ -169,8 +176,13 @@ class FrontServer:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE and friends: back off to the kernel backlog
-                log.warning("accept failed: %s", exc)
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    continue  # that connection is gone already (ECONNABORTED and the like)
+                # Out of descriptors or memory: the listener stays readable, so accepting again
+                # at once would spin. The rest wait in the kernel backlog for a while.
+                log.warning("front: accept failed: %s; pausing accepts 1s", exc)
+                self.accept_paused_until = time.monotonic() + 1.0
                 self._stop_accepting()
                 return
             # No O_NONBLOCK on the socket (it is shared with the worker, which wants it blocking):

@@ -87,15 +87,11 @@ def _fork_worker(
             if os.fork() == 0:
                 for fd in parent_fds:
                     os.close(fd)
-                for sig in (
-                    signal.SIGTERM,
-                    signal.SIGINT,
-                    signal.SIGQUIT,
-                    signal.SIGUSR1,
-                    signal.SIGUSR2,
-                    signal.SIGHUP,
-                ):
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR2):
                     signal.signal(sig, signal.SIG_DFL)
+                # A log reopen before the worker sets its own handler must not kill it.
+                for sig in (signal.SIGUSR1, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_IGN)
                 start_worker(slot, status_fd, app)
         except BaseException:
             traceback.print_exc()

@@ -14,6 +14,7 @@ keep-alive connections back to the group), INT/QUIT stop at once.
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -63,6 +64,7 @@ _RECV = 65536
 
 _CHANNEL = object()
 _WAKE = object()
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class _Accepted:
@@ -293,6 +295,7 @@ class WorkerServer:
         self.exiting = False
         self.done = threading.Event()
         self.next_sweep = 0.0
+        self.accept_paused_until = 0.0  # accept failed for want of descriptors or memory
 
     # -- process life -------------------------------------------------------------------------
 
@@ -447,6 +450,8 @@ class WorkerServer:
         if now >= self.next_sweep:
             self.next_sweep = now + 1.0
             self._sweep(now)
+        if self.accept_paused_until and now >= self.accept_paused_until:
+            self._resume_accepting()
         return items
 
     def _accept(self, lsock: socket.socket, most: int) -> list[_Accepted]:
@@ -457,8 +462,13 @@ class WorkerServer:
                 sock, addr = lsock.accept()  # blocking, like a handed-off socket
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError as exc:  # EMFILE and friends: leave the rest in the kernel backlog
-                log.warning("worker %d: accept failed: %s", os.getpid(), exc)
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    continue  # that connection is gone already (ECONNABORTED and the like)
+                # Out of descriptors or memory: the listener stays readable, so waking for it
+                # again at once would spin. The rest wait in the kernel backlog for a while.
+                log.warning("worker %d: accept failed: %s; pausing accepts 1s", os.getpid(), exc)
+                self._leave_listeners(pause_until=time.monotonic() + 1.0)
                 break
             peer = addr[:2] if local is not None else None
             accepted.append(_Accepted(sock, peer, local, now_us()))
@@ -795,16 +805,32 @@ class WorkerServer:
                     pass
 
     def _stop_accepting(self) -> None:
-        """Leave the listeners (draining: the queue is still served)."""
+        """Leave the listeners for good (draining: the queue is still served)."""
+        self._leave_listeners()
+        self.listeners = {}
+
+    def _leave_listeners(self, pause_until: float = 0.0) -> None:
         with self.cond:
+            self.accept_paused_until = pause_until
             for fd in self.listeners:
+                if fd not in self.new_sources:
+                    continue
                 self.new_sources.remove(fd)
                 if self.taking and not self.at_capacity:
                     try:
                         self.ep.unregister(fd)
                     except OSError:
                         pass
-            self.listeners = {}
+
+    def _resume_accepting(self) -> None:
+        with self.cond:
+            self.accept_paused_until = 0.0
+            for fd in self.listeners:
+                if fd in self.new_sources:
+                    continue
+                self.new_sources.append(fd)
+                if self.taking and not self.at_capacity:
+                    self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
 
     def _on_wake(self) -> None:
         try:

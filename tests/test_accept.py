@@ -5,10 +5,13 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import resource
 import signal
+import socket
 import threading
 import time
 
+import pytest
 from conftest import site_yaml, wait_for
 
 FRONT_TITLE = "groupserver: front [testsite]"
@@ -160,3 +163,30 @@ def test_hup_moves_accepting_between_front_and_workers_without_failed_requests(m
     assert len(server.processes_titled(FRONT_TITLE)) == 1
     assert failures == []
     assert len(served) > 30
+
+
+@pytest.mark.parametrize("accept", ["front", "main"])
+def test_out_of_descriptors_pauses_accepting_instead_of_spinning(make_server, accept):
+    """accept() fails with EMFILE (in the front, or in an accepting worker): the process must
+    neither spin nor stop serving for good."""
+    server = make_server(site_yaml({"main": {}}, extra=f"front: {{accept: {accept}}}"))
+    title = FRONT_TITLE if accept == "front" else "(wsgi:main)"
+    (acceptor,) = server.processes_titled(title)
+    _, hard = resource.prlimit(acceptor.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(acceptor.pid, resource.RLIMIT_NOFILE, (acceptor.num_fds() + 12, hard))
+    held = []
+    try:
+        for _ in range(16):  # more heads arriving than the process has descriptors for
+            sock = socket.create_connection((server.host, server.port), timeout=5)
+            held.append(sock)
+            sock.sendall(b"GET / HTTP/1.1\r\n")  # a head that has begun: it is accepted
+        server.wait_log("accept failed", timeout=5)
+        time.sleep(2)
+        # a spinning process logs (and retries) hundreds of thousands of times a second
+        failures = server.log().count("accept failed")
+        assert 1 <= failures <= 10, failures
+        assert "pausing accepts 1s" in server.log()
+    finally:
+        for sock in held:
+            sock.close()
+    assert wait_for(lambda: server.request("GET", "/", timeout=5)[0] == 200, timeout=10)
