@@ -414,7 +414,7 @@ class WorkerServer:
     def _lead(self) -> list[Any]:
         """Wait for events as the leader and turn them into work items."""
         try:
-            events = self.ep.poll(1.0)
+            events = self.ep.poll(1.0 if self.mode is None else 0.05)
         except InterruptedError:
             events = []
         items: list[Any] = []
@@ -488,7 +488,12 @@ class WorkerServer:
         if self.mode is None:
             return
         with self.cond:
+            # A leader may hold connections it just took from `parked` or the channel and has
+            # not yet counted in `busy` or `ready`: exiting now would drop them (reset). The
+            # leader itself checks again when its poll returns (50 ms at most once stopping).
             if self.exiting or self.busy or self.ready or self.parked or self.taking:
+                return
+            if self.leading:
                 return
             self.exiting = True
             self.cond.notify_all()

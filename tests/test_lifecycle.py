@@ -264,3 +264,60 @@ def test_keep_alive_connection_survives_its_worker_retiring(make_server):
             pids.append(int(re.search(rb'"pid": (\d+)', data).group(1)))
             time.sleep(0.3)  # let the retiring worker hand the idle connection back
     assert len(set(pids)) >= 2  # served by more than one worker over one connection
+
+
+@pytest.mark.parametrize("accept", ["front", "main"])
+def test_fast_recycling_under_keepalive_traffic_loses_no_request(make_server, accept):
+    """A worker retiring every few requests while kept-alive connections move between groups.
+
+    Guards a race found by the soak test: a retiring worker could exit while its leader thread
+    held a connection just taken from its parked set (the client saw a reset).
+    """
+    server = make_server(
+        site_yaml(
+            {
+                "main": {"processes": 2, "threads": 2},
+                "admin": {"app": APP, "threads": 2, "max_requests": 5},
+            },
+            routes="- {prefix: /admin, group: admin, mount: true}",
+            extra=f"front: {{accept: {accept}}}",
+        )
+    )
+    stop = threading.Event()
+    failures: list[str] = []
+    served = [0]
+
+    def client(seed: int) -> None:
+        conn = None
+        n = seed
+        while not stop.is_set():
+            n += 1
+            path = "/admin/y" if n % 2 else "/x"
+            try:
+                if conn is None or n % 7 == 0:
+                    if conn is not None:
+                        conn.close()
+                    conn = server.connection(timeout=10)
+                body = b"x" * (n % 1500) if n % 3 == 0 else None
+                conn.request("POST" if body else "GET", path, body=body)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    failures.append(f"{path}: {resp.status}")
+                served[0] += 1
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"{path}: {exc!r}")
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    clients = [threading.Thread(target=client, args=(seed,)) for seed in range(6)]
+    for t in clients:
+        t.start()
+    time.sleep(4)
+    stop.set()
+    for t in clients:
+        t.join(20)
+    assert failures == []
+    assert served[0] > 500
+    assert server.log().count("retiring worker") >= 10

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slow
 SOAK_SECONDS = float(os.environ.get("GROUPSERVER_SOAK_SECONDS", "30"))
 
 
-def test_mixed_traffic_with_reloads_and_recycles_loses_nothing(make_server):
+@pytest.mark.parametrize("accept", ["front", "main"])
+def test_mixed_traffic_with_reloads_and_recycles_loses_nothing(make_server, accept):
+    """With a front process, and with main's workers accepting (front.accept)."""
     server = make_server(
         site_yaml(
             {
@@ -29,6 +31,7 @@ def test_mixed_traffic_with_reloads_and_recycles_loses_nothing(make_server):
             - {regex: "^/$", group: volume}
             - {prefix: /admin, group: admin, mount: true}
             """,
+            extra=f"front: {{accept: {accept}}}",
         )
     )
     stop = threading.Event()
