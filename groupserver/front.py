@@ -159,8 +159,8 @@ class FrontServer:
 
     def _start_accepting(self) -> None:
         if not self.accepting:
-            for fd in self.listen_fds:
-                self.ep.register(fd, select.EPOLLIN)
+            for fd in self.listen_fds:  # one of several front processes wakes per connection
+                self.ep.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
             self.accepting = True
 
     def _stop_accepting(self) -> None:

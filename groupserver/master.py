@@ -481,9 +481,10 @@ class Master:
             return
         for group in self.config.groups:
             self._maintain_group(group, now)
-        fronts = [c for c in self._children("front") if c.generation == self.generation]
-        if not fronts and self.config.accepting_group is None and self.front_backoff.due(now):
-            self._spawn_front()
+        if self.config.accepting_group is None and self.front_backoff.due(now):
+            fronts = [c for c in self._children("front") if c.generation == self.generation]
+            for _ in range(self.config.front.processes - len(fronts)):
+                self._spawn_front()
         if self.reload_started is not None:
             self._maybe_finish_reload(now)
         elif (
@@ -682,7 +683,8 @@ class Master:
 
     def _maybe_finish_reload(self, now: float) -> None:
         new = [c for c in self.children.values() if c.generation == self.generation]
-        wanted = (self.config.accepting_group is None) + sum(map(self._wanted, self.config.groups))
+        fronts = 0 if self.config.accepting_group else self.config.front.processes
+        wanted = fronts + sum(map(self._wanted, self.config.groups))
         if not all(c.ready for c in new) or len(new) < wanted:
             if self.reload_started is not None and now - self.reload_started > 60:
                 log.error("reload: the new generation is not ready after 60s; old workers stay")

@@ -190,3 +190,26 @@ def test_out_of_descriptors_pauses_accepting_instead_of_spinning(make_server, ac
         for sock in held:
             sock.close()
     assert wait_for(lambda: server.request("GET", "/", timeout=5)[0] == 200, timeout=10)
+
+
+def test_several_front_processes_share_the_listeners_and_are_replaced(make_server):
+    server = make_server(
+        site_yaml(
+            {"main": {"threads": 2}, "admin": {}},
+            routes="- {prefix: /admin, group: admin}",
+            extra="front: {processes: 2}",
+        )
+    )
+    fronts = server.processes_titled(FRONT_TITLE)
+    assert len(fronts) == 2
+    for n in range(20):
+        path = "/admin/a" if n % 2 else "/x"
+        status, _, body = server.request("GET", path, headers={"Connection": "close"})
+        assert status == 200 and json.loads(body)["group"] == ("admin" if n % 2 else "main")
+    fronts[0].kill()
+    for _ in range(10):  # the other front goes on serving new connections meanwhile
+        assert server.request("GET", "/x", headers={"Connection": "close"})[0] == 200
+    replaced = wait_for(lambda: len(server.processes_titled(FRONT_TITLE)) == 2, timeout=10)
+    assert replaced
+    assert fronts[0].pid not in {p.pid for p in server.processes_titled(FRONT_TITLE)}
+    server.remember_pids()

@@ -619,3 +619,13 @@ def test_front_accept_errors_name_the_key():
         "'front' (got 'main')"
     ]
     assert parse(proxied).accepting_group is None  # auto keeps the front for PROXY listeners
+
+
+def test_front_processes_without_a_front_is_a_warning():
+    assert parse(ONE_GROUP + "front: {processes: 2}").warnings == [
+        "site.yaml: front.processes: no front process runs: group 'main' accepts connections "
+        "itself (front.accept)"
+    ]
+    assert problems(ONE_GROUP + "front: {processes: 0}") == [
+        "site.yaml: front.processes: must be >= 1 (got 0)"
+    ]

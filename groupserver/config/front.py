@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 
 class FrontConfig(BaseModel):
@@ -19,6 +21,10 @@ class FrontConfig(BaseModel):
     to one group, and `front` otherwise. In worker-accept mode `limits.max_connections` does not
     apply (each worker stops accepting at `max_connections_per_worker`), and listeners with
     `proxy_protocol` are refused (the PROXY header is read only by the front).
+
+    `processes` front processes share the listeners (each wakes for its own connections), for
+    hosts where one front process, touched once per new connection, is not enough;
+    `limits.max_connections` then applies to each of them.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -28,4 +34,7 @@ class FrontConfig(BaseModel):
         min_length=1,
         description="'front', a group name, or 'auto' (a group when the site routes to only "
         "one, else 'front')",
+    )
+    processes: Annotated[int, Strict()] = Field(
+        1, ge=1, le=64, description="front processes (when a front runs)"
     )

@@ -731,6 +731,12 @@ class SiteConfig(BaseModel):
         self._accepting_group, accept_problem = self._resolve_accept()
         if accept_problem is not None:
             problems.append((("front", "accept"), accept_problem, self.front.accept))
+        if self._accepting_group is not None and self.front.processes > 1:
+            warn(
+                ("front", "processes"),
+                f"no front process runs: group {self._accepting_group!r} accepts connections "
+                "itself (front.accept)",
+            )
         if problems:
             summary = "; ".join(f"{key_path(loc)}: {reason}" for loc, reason, _ in problems)
             raise PydanticCustomError(
