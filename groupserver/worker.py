@@ -293,6 +293,7 @@ class WorkerServer:
         self.taking = True
         self.mode: str | None = None  # "drain" | "retire" once told to stop
         self.exiting = False
+        self.exit_pending = False  # all done but a leader still polling: see _check_exit
         self.done = threading.Event()
         self.next_sweep = 0.0
         self.accept_paused_until = 0.0  # accept failed for want of descriptors or memory
@@ -383,7 +384,7 @@ class WorkerServer:
                         item = self.ready.popleft()
                         self.busy += 1
                         break
-                    if not self.leading:
+                    if not self.leading and not self.exit_pending:
                         self.leading = True
                         break
                     cond.wait()
@@ -488,12 +489,20 @@ class WorkerServer:
         if self.mode is None:
             return
         with self.cond:
-            # A leader may hold connections it just took from `parked` or the channel and has
-            # not yet counted in `busy` or `ready`: exiting now would drop them (reset). The
-            # leader itself checks again when its poll returns (50 ms at most once stopping).
-            if self.exiting or self.busy or self.ready or self.parked or self.taking:
+            if self.exiting:
+                return
+            if self.busy or self.ready or self.parked or self.taking:
+                if self.exit_pending:  # work came back: let a thread lead again
+                    self.exit_pending = False
+                    self.cond.notify()
                 return
             if self.leading:
+                # The leader may hold connections it just took from `parked` and has not yet
+                # counted in `busy` or `ready`: exiting now would drop them (the client sees a
+                # reset). Wake it, let nobody else lead, and it checks again when it returns.
+                if not self.exit_pending:
+                    self.exit_pending = True
+                    self._wake()
                 return
             self.exiting = True
             self.cond.notify_all()
