@@ -777,8 +777,8 @@ class Master:
                 scoreboard,
                 slot,
                 indices,
-                listeners,
                 plan,
+                listeners,
             )
             run_worker(spec, app)  # type: ignore[arg-type]
 
@@ -834,8 +834,8 @@ class Master:
                 self.scoreboard,
                 slot,
                 self.group_indices,
-                self._listeners_for(group),
                 self._plan(group),
+                self._listeners_for(group),
             )
             run_worker(spec)
 

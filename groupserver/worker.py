@@ -136,9 +136,9 @@ class WorkerSpec:
     scoreboard: Scoreboard
     slot: int
     group_indices: dict[str, int]
+    plan: GroupPlan
     # The site's listening sockets when this group accepts connections itself (front.accept).
     listeners: list[socket.socket] = field(default_factory=list)
-    plan: GroupPlan | None = None  # None: built by the worker
 
 
 def import_group_app(site: SiteConfig, group_name: str) -> Callable[..., Any]:
@@ -228,7 +228,7 @@ class WorkerServer:
         self.app = app
         self.channel = spec.channels[spec.group]
         self.channels = spec.channels
-        plan = spec.plan or GroupPlan.build(spec.site, spec.group)
+        plan = spec.plan
         self.router = plan.router
         self.access_log = AccessLog.open(spec.site.access_log, spec.group)
         self.threads = self.config.threads
@@ -510,18 +510,29 @@ class WorkerServer:
 
     # -- connections --------------------------------------------------------------------------
 
-    def _on_handoff(self, handoff: Any) -> None:
-        sock = handoff.sock
+    def _adopt(
+        self,
+        sock: socket.socket,
+        data: bytes,
+        peer: tuple[str, int] | None,
+        local: tuple[str, int] | None,
+    ) -> Connection | None:
+        """Take charge of a new socket (handed to us or accepted); None when it is unusable."""
         try:
             _set_io_timeouts(sock, self.recv_timeout, self.send_timeout)
         except OSError:
             sock.close()
-            return
+            return None
         self._count_conn(1)
         self.slot.taken += 1
-        env = base_environ_for(sock, self.constants, handoff.peer, handoff.local)
+        env = base_environ_for(sock, self.constants, peer, local)
         proxies = self.proxies if self.proxies.trusts(env["REMOTE_ADDR"]) else None
-        conn = Connection(sock, handoff.data, env, handoff.peer, proxies, handoff.local)
+        return Connection(sock, data, env, peer, proxies, local)
+
+    def _on_handoff(self, handoff: Any) -> None:
+        conn = self._adopt(handoff.sock, handoff.data, handoff.peer, handoff.local)
+        if conn is None:
+            return
         conn.requests = handoff.served
         conn.queue_start_us = handoff.queue_start_us
         if handoff.flags & FLAG_NEEDS_HEAD and not conn.buf:
@@ -530,19 +541,11 @@ class WorkerServer:
         self._serve(conn)
 
     def _on_accepted(self, new: _Accepted) -> None:
-        sock = new.sock
-        try:
-            _set_io_timeouts(sock, self.recv_timeout, self.send_timeout)
-        except OSError:
-            sock.close()
+        conn = self._adopt(new.sock, b"", new.peer, new.local)
+        if conn is None:
             return
-        self._count_conn(1)
-        slot = self.slot
-        slot.handed[self.group_indices[self.group]] += 1  # into our queue and out at once
-        slot.taken += 1
-        env = base_environ_for(sock, self.constants, new.peer, new.local)
-        proxies = self.proxies if self.proxies.trusts(env["REMOTE_ADDR"]) else None
-        conn = Connection(sock, b"", env, new.peer, proxies, new.local)
+        sock = new.sock
+        self.slot.handed[self.group_indices[self.group]] += 1  # into our queue and out at once
         conn.queue_start_us = new.accepted_us
         if new.local is not None:  # TCP: the head waited in the kernel's accept queue since
             conn.queue_start_us -= _ms_since_data(sock) * 1000  # it arrived (queue_timeout)
