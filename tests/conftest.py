@@ -5,16 +5,20 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 import pytest
@@ -262,6 +266,76 @@ def split_responses(data: bytes) -> list[tuple[bytes, bytes]]:
         out.append((head, rest[:length]))
         data = rest[length:]
     return out
+
+
+class Step(NamedTuple):
+    """One request of a traffic client: a body makes it a POST."""
+
+    path: str
+    body: bytes | None = None
+    new_connection: bool = False  # close the kept connection first
+    close: bool = False  # send Connection: close
+
+
+@dataclass
+class Traffic:
+    """What the clients of client_traffic() saw: failures as "PATH: what", responses served."""
+
+    failures: list[str] = field(default_factory=list)
+    served: int = 0
+
+
+@contextmanager
+def client_traffic(
+    server: RunningServer, pick: Callable[[random.Random], Step], clients: int = 6
+) -> Iterator[Traffic]:
+    """Client threads send requests (pick(rng) says which) until the block ends.
+
+    Any status but 200 and any exception is a failure; a failed connection is reopened.
+    """
+    traffic = Traffic()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = None
+        while not stop.is_set():
+            step = pick(rng)
+            try:
+                if conn is None or step.new_connection:
+                    if conn is not None:
+                        conn.close()
+                    conn = server.connection(timeout=30)
+                headers = {"Connection": "close"} if step.close else {}
+                method = "POST" if step.body else "GET"
+                conn.request(method, step.path, body=step.body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                with lock:
+                    if resp.status != 200:
+                        traffic.failures.append(f"{step.path}: {resp.status}")
+                    else:
+                        traffic.served += 1
+                if step.close:
+                    conn.close()
+                    conn = None
+            except Exception as exc:  # noqa: BLE001
+                with lock:
+                    traffic.failures.append(f"{step.path}: {exc!r}")
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        yield traffic
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
 
 
 def wait_for_gone(server: RunningServer, timeout: float = 10.0) -> list[int]:

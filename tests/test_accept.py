@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import re
 import resource
 import signal
@@ -12,7 +13,7 @@ import threading
 import time
 
 import pytest
-from conftest import site_yaml, wait_for
+from conftest import Step, client_traffic, site_yaml, wait_for
 
 FRONT_TITLE = "groupserver: front [testsite]"
 STATS = "stats: {listen: '127.0.0.1:0'}"
@@ -126,24 +127,11 @@ def test_hup_moves_accepting_between_front_and_workers_without_failed_requests(m
     front_yaml = site_yaml({"main": {"processes": 2, "threads": 2}}, extra="front: {accept: front}")
     server = make_server(front_yaml)
     assert len(server.processes_titled(FRONT_TITLE)) == 1
-    stop = threading.Event()
-    failures: list[str] = []
-    served: list[int] = []
+    def pick(rng: random.Random) -> Step:  # two in three close, the rest stay kept alive
+        close = rng.random() < 2 / 3
+        return Step("/", new_connection=close, close=close)
 
-    def loop(close: bool):
-        while not stop.is_set():
-            try:
-                status, _, _ = server.request(
-                    "GET", "/", headers={"Connection": "close"} if close else {}
-                )
-                (served if status == 200 else failures).append(status)
-            except Exception as exc:  # noqa: BLE001
-                failures.append(repr(exc))
-
-    clients = [threading.Thread(target=loop, args=(close,)) for close in (True, False, True)]
-    for t in clients:
-        t.start()
-    try:
+    with client_traffic(server, pick, clients=3) as traffic:
         time.sleep(0.3)
         server.config.write_text(front_yaml.replace("accept: front", "accept: auto"))
         server.send_signal(signal.SIGHUP)
@@ -155,14 +143,10 @@ def test_hup_moves_accepting_between_front_and_workers_without_failed_requests(m
         server.wait_log("reload: generation 2 serving")
         wait_for(lambda: len(server.processes_titled("(wsgi:main)")) == 2, timeout=20)
         time.sleep(0.3)
-    finally:
-        stop.set()
-        for t in clients:
-            t.join(20)
     server.remember_pids()
     assert len(server.processes_titled(FRONT_TITLE)) == 1
-    assert failures == []
-    assert len(served) > 30
+    assert traffic.failures == []
+    assert traffic.served > 30
 
 
 @pytest.mark.parametrize("accept", ["front", "main"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import signal
 import socket
@@ -9,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import site_yaml, wait_for
+from conftest import Step, client_traffic, site_yaml, wait_for
 
 APP = "lifecycle_app:application"
 
@@ -283,41 +284,13 @@ def test_fast_recycling_under_keepalive_traffic_loses_no_request(make_server, ac
             extra=f"front: {{accept: {accept}}}",
         )
     )
-    stop = threading.Event()
-    failures: list[str] = []
-    served = [0]
+    def pick(rng: random.Random) -> Step:
+        path = rng.choice(["/admin/y", "/x"])
+        body = b"x" * rng.randint(1, 1500) if rng.random() < 1 / 3 else None
+        return Step(path, body, new_connection=rng.random() < 1 / 7)
 
-    def client(seed: int) -> None:
-        conn = None
-        n = seed
-        while not stop.is_set():
-            n += 1
-            path = "/admin/y" if n % 2 else "/x"
-            try:
-                if conn is None or n % 7 == 0:
-                    if conn is not None:
-                        conn.close()
-                    conn = server.connection(timeout=10)
-                body = b"x" * (n % 1500) if n % 3 == 0 else None
-                conn.request("POST" if body else "GET", path, body=body)
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status != 200:
-                    failures.append(f"{path}: {resp.status}")
-                served[0] += 1
-            except Exception as exc:  # noqa: BLE001
-                failures.append(f"{path}: {exc!r}")
-                conn = None
-        if conn is not None:
-            conn.close()
-
-    clients = [threading.Thread(target=client, args=(seed,)) for seed in range(6)]
-    for t in clients:
-        t.start()
-    time.sleep(4)
-    stop.set()
-    for t in clients:
-        t.join(20)
-    assert failures == []
-    assert served[0] > 500
+    with client_traffic(server, pick) as traffic:
+        time.sleep(4)
+    assert traffic.failures == []
+    assert traffic.served > 500
     assert server.log().count("retiring worker") >= 10
