@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -175,6 +176,20 @@ class Client(threading.Thread):
             conn.close()
 
 
+
+@contextlib.contextmanager
+def running(clients: list[Client]) -> Iterator[None]:
+    """Start clients; on leaving, stop them (set their stop events) and wait for them."""
+    for client in clients:
+        client.start()
+    try:
+        yield
+    finally:
+        for client in clients:
+            client.stop.set()
+        for client in clients:
+            client.join(20)
+
 def failures(results: list[Result]) -> list[Result]:
     return [r for r in results if r.status != 200]
 
@@ -255,20 +270,14 @@ def test_graceful_recycles_keep_the_site_under_upper_with_no_failed_request(make
         Client(server, "/api/item", 0.02, stop),
     ]
     samples: list[tuple[int, float]] = []  # (site PSS, governor use)
-    for client in clients:
-        client.start()
     # 40 hog requests (800 MiB allocated in all, 2.5x the budget), 8-10 s on an idle machine;
     # on a loaded one the loop gives up waiting after 15 s
     started = time.monotonic()
-    try:
+    with running(clients):
         while len(clients[0].results) < 40 and time.monotonic() < started + 15:
             doc = stats(server)
             samples.append((site_pss(server, doc), doc["memory_governor"].get("use", 0.0)))
             time.sleep(0.1)
-    finally:
-        stop.set()
-        for client in clients:
-            client.join(20)
     doc = stats(server)
     log = server.log()
     results = [r for c in clients for r in c.results]
@@ -409,10 +418,8 @@ def test_pushed_past_upper_the_governor_kills_logs_and_counts_it(make_server):
 
 def test_with_no_mercy_the_worker_holding_the_memory_is_killed_in_its_request(make_server):
     server = _kill_site(make_server, mercy=0)
-    stop = threading.Event()
-    steady = Client(server, "/web/ping", 0.01, stop)
-    steady.start()
-    try:
+    steady = Client(server, "/web/ping", 0.01, threading.Event())
+    with running([steady]):
         hog_pid, thread, hog_result = _push_past_upper(server, hold=5)
         log = server.wait_log("upper bound passed", timeout=10)
         kill = next(d for d in logged_decisions(log) if d.action == "killing")
@@ -423,9 +430,6 @@ def test_with_no_mercy_the_worker_holding_the_memory_is_killed_in_its_request(ma
         # the killed request does not get a 200: the worker died in it
         assert hog_result and hog_result[0].status != 200, hog_result
         wait_for(lambda: group_pids(server, "hog") - {hog_pid}, timeout=10)  # a replacement
-    finally:
-        stop.set()
-        steady.join(20)
     decisions = logged_decisions(server.log())
     assert [d.pid for d in decisions if d.action == "killing"] == [hog_pid]
     # The web group was not killed; its requests all succeeded (its workers may have been
@@ -438,17 +442,12 @@ def test_with_no_mercy_the_worker_holding_the_memory_is_killed_in_its_request(ma
 
 def test_after_mercy_the_kill_falls_on_the_worker_holding_the_memory(make_server):
     server = _kill_site(make_server, mercy=0.3)
-    stop = threading.Event()
-    steady = Client(server, "/web/ping", 0.01, stop)
-    steady.start()
-    try:
+    steady = Client(server, "/web/ping", 0.01, threading.Event())
+    with running([steady]):
         hog_pid, thread, _ = _push_past_upper(server, hold=4)
         log = server.wait_log("upper bound passed", timeout=10)
         killed = [(d.pid, d.group) for d in logged_decisions(log) if d.action == "killing"]
         thread.join(20)
-    finally:
-        stop.set()
-        steady.join(20)
     assert killed[0] == (hog_pid, "hog"), killed  # today: a web worker of ~3 MiB USS
     assert failures(steady.results) == []
 
