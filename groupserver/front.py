@@ -266,53 +266,39 @@ class FrontServer:
 
     def _hand_off(self, pending: _Pending, group: str) -> None:
         queue = self.queued[group]
-        if not queue:
-            try:
-                self.channels[group].send(
-                    pending.sock,
-                    pending.buf,
-                    pending.accepted_us,
-                    peer=pending.peer,
-                    local=pending.local,
-                )
-            except ChannelFull:
-                queue.append(pending)
+        if queue or not self._send(pending, group):  # behind others, or the channel is full
+            if not queue:
                 self.ep.register(self.channels[group].send_end.fileno(), select.EPOLLOUT)
-                return
-            except OSError as exc:
-                log.error("hand-off to group %s failed: %s", group, exc)
-                self._reject(pending, 503)
-                return
-            pending.sock.close()
-            self.slot.handed[self.group_indices[group]] += 1
-            return
-        queue.append(pending)
+            queue.append(pending)
 
     def _flush(self, group: str) -> None:
         """The group's queue has room again: send what waited in the front."""
         queue = self.queued[group]
-        channel = self.channels[group]
         while queue:
-            pending = queue[0]
-            try:
-                channel.send(
-                    pending.sock,
-                    pending.buf,
-                    pending.accepted_us,
-                    peer=pending.peer,
-                    local=pending.local,
-                )
-            except ChannelFull:
+            if not self._send(queue[0], group):
                 return
-            except OSError as exc:
-                log.error("hand-off to group %s failed: %s", group, exc)
-                queue.popleft()
-                self._reject(pending, 503)
-                continue
             queue.popleft()
-            pending.sock.close()
-            self.slot.handed[self.group_indices[group]] += 1
-        self.ep.unregister(channel.send_end.fileno())
+        self.ep.unregister(self.channels[group].send_end.fileno())
+
+    def _send(self, pending: _Pending, group: str) -> bool:
+        """Pass pending to the group's channel; False when it is full (pending is still ours)."""
+        try:
+            self.channels[group].send(
+                pending.sock,
+                pending.buf,
+                pending.accepted_us,
+                peer=pending.peer,
+                local=pending.local,
+            )
+        except ChannelFull:
+            return False
+        except OSError as exc:
+            log.error("hand-off to group %s failed: %s", group, exc)
+            self._reject(pending, 503)
+            return True
+        pending.sock.close()
+        self.slot.handed[self.group_indices[group]] += 1
+        return True
 
     def _sweep(self, now: float) -> None:
         for pending in [p for p in self.heads.values() if now - p.started > self.head_timeout]:
