@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
-from os import pread as _pread
+from resource import RUSAGE_THREAD as _RUSAGE_THREAD
+from resource import getrusage as _getrusage
 
 
 @dataclass(slots=True)
@@ -33,6 +35,27 @@ def read_memory(pid: int | str = "self") -> MemorySample | None:
     return MemorySample(rss, pss, private)
 
 
-def read_rss(statm_fd: int, page_size: int) -> int:
-    """RSS in bytes from an open /proc/self/statm (one pread, about a microsecond)."""
-    return int(_pread(statm_fd, 64, 0).split(b" ", 2)[1]) * page_size
+def thread_usage() -> resource.struct_rusage:
+    """The calling thread's resource usage (one getrusage, ~0.3 µs: no /proc read).
+
+    ``ru_minflt`` counts the pages this thread faulted in (new heap pages and private copies of
+    pages shared with the master); ``ru_maxrss`` is the process's peak RSS in KiB.
+    """
+    return _getrusage(_RUSAGE_THREAD)
+
+
+def memory_brought_in(
+    before: resource.struct_rusage, after: resource.struct_rusage, page_size: int
+) -> int:
+    """Bytes of memory a request brought into the worker between two thread_usage() calls.
+
+    The pages its thread faulted in, even if they were freed again before the request ended (a
+    transient need is what this is for), or how far it raised the process's peak RSS when that
+    is more: a transparent huge page comes in 2 MiB at a time but counts as one fault. Exact per
+    thread, unlike a process-wide RSS difference, which charges a request with what concurrent
+    requests allocated. 0 when the thread faulted in nothing.
+    """
+    faults = after.ru_minflt - before.ru_minflt
+    if faults <= 0:
+        return 0
+    return max(faults * page_size, (after.ru_maxrss - before.ru_maxrss) * 1024)

@@ -41,7 +41,7 @@ from groupserver.http.parser import HttpError, Limits, parse_head
 from groupserver.http.response import error_response
 from groupserver.identity import IdentityError, drop_privileges
 from groupserver.lifecycle import InFlight, LifecyclePolicy, WorkerWatch
-from groupserver.memory import read_rss
+from groupserver.memory import memory_brought_in, thread_usage
 from groupserver.proctitle import set_process_title
 from groupserver.routing import Router
 from groupserver.scoreboard import (
@@ -250,7 +250,6 @@ class WorkerServer:
             int(self.config.queue_timeout * 1_000_000) if self.config.queue_timeout else 0
         )
         self.retire_requested = False
-        self.statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
         self.page_size = os.sysconf("SC_PAGE_SIZE")
         self.memory_by_path: dict[str, list[int]] = {}  # path -> [count, max, total] growth
         self.constants = {
@@ -636,14 +635,14 @@ class WorkerServer:
         slot.busy = busy
         if busy > slot.peak_busy:
             slot.peak_busy = busy
-        rss_before = read_rss(self.statm, self.page_size)
+        usage_before = thread_usage()
         try:
             outcome = run_app(self.app, conn, head, route, self.header_keys, max_body, record)
         finally:
             del self.inflight[ident]
             slot.busy -= 1
-        growth = read_rss(self.statm, self.page_size) - rss_before
-        if growth > 0:
+        growth = memory_brought_in(usage_before, thread_usage(), self.page_size)
+        if growth:
             self._note_growth(head.path, growth)
         elapsed = time.monotonic() - started
         slot.requests += 1

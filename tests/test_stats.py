@@ -181,6 +181,25 @@ def test_memory_growth_is_attributed_to_the_url_that_allocates(make_server):
     assert urls[0]["total_growth_bytes"] >= 75 * 2**20
 
 
+def test_memory_by_url_counts_a_transient_allocation_freed_before_the_response(make_server):
+    # 40 MiB allocated, touched and freed within the request: the worker's RSS ends where it
+    # started, yet the request needed the memory, and that is what memory_by_url is for.
+    server = make_server(TWO_GROUPS)
+    server.request("GET", "/admin/alloc?mb=40&keep=0")
+    server.request("GET", "/admin/small")
+
+    def top():
+        doc = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
+        urls = doc["groups"]["admin"]["memory_by_url"]
+        return urls or None
+
+    urls = wait_for(top)
+    assert urls[0]["path"] == "/admin/alloc"
+    assert urls[0]["count"] == 1
+    assert 40 * 2**20 <= urls[0]["max_growth_bytes"] < 48 * 2**20
+    assert all(u["max_growth_bytes"] < 8 * 2**20 for u in urls[1:])
+
+
 def test_ctl_scale_recycle_reload_and_stop(make_server):
     server = make_server(TWO_GROUPS)
     pids = {p.pid for p in server.processes_titled("(wsgi:main)")}

@@ -16,7 +16,9 @@ def application(environ, start_response):
         block = bytearray(mb * 1024 * 1024)
         for i in range(0, len(block), 4096):
             block[i] = 1  # touch every page so it is really resident
-        _kept.append(block)
+        if query.get("keep", ["1"])[0] == "1":
+            _kept.append(block)
+        del block  # keep=0: a transient need, given back before the response
     if path.startswith("/sleep"):
         time.sleep(float(query.get("s", ["1"])[0]))
     body = json.dumps({"pid": os.getpid(), "path": path}).encode()
