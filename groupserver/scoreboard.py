@@ -99,6 +99,7 @@ class Slot(ctypes.Structure):
         ("threads", ctypes.c_uint16),
         ("busy", ctypes.c_uint16),
         ("peak_busy", ctypes.c_uint16),  # most threads busy at once
+        ("concurrency", ctypes.c_uint16),  # requests it may run at once now (concurrency)
         ("conns", ctypes.c_uint32),  # connections the worker holds (in flight + idle keep-alive)
         ("generation", ctypes.c_uint16),
         ("started", ctypes.c_double),  # time.time() at fork

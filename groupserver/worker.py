@@ -33,6 +33,7 @@ from typing import Any
 
 from groupserver.accesslog import AccessLog, reopen_error_logs
 from groupserver.appload import AppLoadError, load_app, prepare_environment
+from groupserver.concurrency import STALL_AFTER, ConcurrencyLimit
 from groupserver.config import SiteConfig
 from groupserver.config.limits import SiteLimits, effective_limits
 from groupserver.forwarded import TrustedProxies
@@ -288,6 +289,8 @@ class WorkerServer:
         self.ready: deque[Any] = deque()
         self.leading = False
         self.busy = 0
+        self.concurrency = ConcurrencyLimit(self.threads, self.config.concurrency)
+        self.standby = False  # a thread waits with a timeout to spot blocked requests
         self.parked: dict[int, Connection] = {}
         self.taking = True
         self.mode: str | None = None  # "drain" | "retire" once told to stop
@@ -312,6 +315,7 @@ class WorkerServer:
         slot = self.slot
         slot.pid = os.getpid()
         slot.threads = self.threads
+        slot.concurrency = self.concurrency.value
         slot.last_active = time.time()
         for n in range(self.threads):
             threading.Thread(target=self._thread_main, name=f"request-{n}", daemon=True).start()
@@ -319,9 +323,13 @@ class WorkerServer:
         slot.state = READY
         self.report("ready")
         next_parent_check = 0.0
+        last, cpu_last = time.monotonic(), time.process_time()
         while not self.done.wait(0.1):
             now = time.monotonic()
             watch.tick(now)
+            cpu_now = time.process_time()
+            slot.concurrency = self.concurrency.adjust(now - last, cpu_now - cpu_last)
+            last, cpu_last = now, cpu_now
             if now >= next_parent_check:
                 next_parent_check = now + 1.0
                 if not _alive(self.spec.master_pid):
@@ -379,13 +387,27 @@ class WorkerServer:
                 while True:
                     if self.exiting:
                         return
-                    if self.ready:
-                        item = self.ready.popleft()
-                        self.busy += 1
-                        break
-                    if not self.leading and not self.exit_pending:
-                        self.leading = True
-                        break
+                    if self.busy < self.concurrency.value:
+                        if self.ready:
+                            item = self.ready.popleft()
+                            self.busy += 1
+                            break
+                        if not self.leading and not self.exit_pending:
+                            self.leading = True
+                            break
+                    elif not self.standby and self.concurrency.value < self.threads:
+                        # Every allowed request is running: if they all stay in the app, they
+                        # may be blocked, and then this thread should serve instead of wait.
+                        self.standby = True
+                        began, cpu_began = time.monotonic(), time.process_time()
+                        cond.wait(STALL_AFTER)
+                        self.standby = False
+                        if self.busy >= self.concurrency.value and self._all_stalled():
+                            share = (time.process_time() - cpu_began) / (
+                                time.monotonic() - began
+                            )
+                            self.concurrency.stalled(share)
+                        continue
                     cond.wait()
             if item is None:
                 items = self._lead()
@@ -396,7 +418,7 @@ class WorkerServer:
                         self.busy += 1
                         if len(items) > 1:
                             self.ready.extend(items[1:])
-                        cond.notify(len(items))
+                        cond.notify(min(len(items), max(1, self.concurrency.value - self.busy)))
                     else:
                         cond.notify()
                 if item is None:
@@ -410,6 +432,12 @@ class WorkerServer:
                 with cond:
                     self.busy -= 1
                 self._check_exit()
+
+    def _all_stalled(self) -> bool:
+        """Whether every request in the app has been there longer than STALL_AFTER."""
+        records = list(self.inflight.values())
+        horizon = time.monotonic() - STALL_AFTER
+        return bool(records) and all(r.started < horizon for r in records)
 
     def _lead(self) -> list[Any]:
         """Wait for events as the leader and turn them into work items."""
@@ -425,10 +453,10 @@ class WorkerServer:
                 saw_channel = True
                 if self.taking:
                     # New connections waited in the group's queue, often longer than the parked
-                    # ones that are ready now: take up to one per thread and serve them first,
-                    # or a busy keep-alive crowd would starve them.
+                    # ones that are ready now: take up to one per thread it may run and serve them
+                    # first, or a busy keep-alive crowd would starve them.
                     fresh = []
-                    for _ in range(self.threads):
+                    for _ in range(self.concurrency.value):
                         handoff = self.channel.receive()
                         if handoff is None:
                             break
@@ -441,9 +469,10 @@ class WorkerServer:
                 if conn is not None:
                     items.append(conn)
             elif self.taking and not self.at_capacity and fd in self.listeners:
-                # Like the channel: up to one per thread, served first (a leader is rare while
-                # parked connections keep every thread busy; one per round starved new ones).
-                items[:0] = self._accept(item, self.threads)
+                # Like the channel: up to one per thread it may run, served first (a leader is
+                # rare while parked connections keep every thread busy; one per round starved
+                # new ones).
+                items[:0] = self._accept(item, self.concurrency.value)
         if self.mode == "drain" and self.taking and not saw_channel:
             self._stop_taking()  # the queue is empty and the front is gone
         now = time.monotonic()
@@ -642,9 +671,10 @@ class WorkerServer:
             del self.inflight[ident]
             slot.busy -= 1
         growth = memory_brought_in(usage_before, thread_usage(), self.page_size)
+        elapsed = time.monotonic() - started
         if growth:
             self._note_growth(head.path, growth)
-        elapsed = time.monotonic() - started
+        self.concurrency.record(elapsed)
         slot.requests += 1
         slot.app_seconds += elapsed
         slot.app_hist[bucket_index(elapsed)] += 1

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     PrivateAttr,
     Strict,
     Tag,
@@ -136,6 +137,20 @@ def _check_stack_size(value: int | None) -> int | None:
         raise problem("must be a multiple of 4K (some platforms require whole pages)")
     return value
 
+
+def _check_concurrency(value: Any) -> str | int:
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise problem("must be 'auto' or an integer")
+    if not 1 <= value <= 1000:
+        raise problem("must be >= 1" if value < 1 else "must be <= 1000")
+    return value
+
+
+Concurrency = Annotated[
+    str | int, PlainValidator(_check_concurrency), DocType("'auto', or an integer")
+]
 
 StackSize = Annotated[
     int | None,
@@ -305,6 +320,12 @@ class GroupConfig(BaseModel):
         "(see processes below)",
     )
     threads: StrictInt = Field(1, ge=1, le=1000, description="request threads per worker")
+    concurrency: Concurrency = Field(
+        "auto",
+        description="requests a worker runs at once: 'auto' runs all its threads while "
+        "requests wait on I/O and fewer while they only compete for the GIL; N: at most N "
+        "(and at most threads)",
+    )
     stack_size: StackSize = Field(
         None,
         description="stack size of each request thread; below 256K regex, json and C "

@@ -128,6 +128,7 @@ def worker_row(
         "threads": slot.threads,
         "busy_threads": slot.busy,
         "peak_busy_threads": slot.peak_busy,
+        "concurrency": slot.concurrency,
         "connections": slot.conns,
         "rss_bytes": slot.rss,
         "uss_bytes": slot.uss,

@@ -1,0 +1,161 @@
+"""`concurrency`: how many requests a worker runs at once (policy unit tests, then real workers)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import site_yaml, wait_for
+
+from groupserver.concurrency import ConcurrencyLimit
+from groupserver.control import send_command
+
+APP = "lifecycle_app:application"
+
+
+def _interval(limit: ConcurrencyLimit, requests: int, in_app: float, cpu: float) -> int:
+    for _ in range(requests):
+        limit.record(in_app / requests)
+    return limit.adjust(0.1, cpu)
+
+
+# -- the policy ----------------------------------------------------------------------------------
+
+
+def test_a_saturated_gil_narrows_the_limit_one_step_per_interval_down_to_one():
+    limit = ConcurrencyLimit(8)
+    assert limit.value == 8  # a new worker starts with every thread
+    seen = [_interval(limit, 400, in_app=0.6, cpu=0.099) for _ in range(9)]
+    assert seen == [7, 6, 5, 4, 3, 2, 1, 1, 1]
+
+
+def test_requests_waiting_on_io_widen_the_limit_to_their_ratio_up_to_threads():
+    limit = ConcurrencyLimit(8)
+    for _ in range(7):
+        _interval(limit, 400, in_app=0.6, cpu=0.1)
+    assert limit.value == 1
+    # 10 ms of CPU for 0.3 s in the app: 30 requests could overlap; the worker has 8 threads.
+    assert _interval(limit, 30, in_app=0.3, cpu=0.01) == 8
+    limit = ConcurrencyLimit(8, "auto")
+    limit.value = 1
+    assert _interval(limit, 20, in_app=0.025, cpu=0.01) == 3  # in the app 2.5x its CPU time
+
+
+def test_the_limit_holds_when_neither_measurement_calls_for_a_change():
+    limit = ConcurrencyLimit(8)
+    limit.value = 2
+    assert _interval(limit, 50, in_app=0.02, cpu=0.02) == 2  # light computing load
+    assert _interval(limit, 3, in_app=0.3, cpu=0.01) == 2  # too few requests to go by
+    assert _interval(limit, 400, in_app=0.8, cpu=0.18) == 2  # 1.8 cores: C code in parallel
+
+
+def test_a_fixed_concurrency_never_moves_and_is_at_most_threads():
+    fixed = ConcurrencyLimit(8, 3)
+    assert fixed.value == 3
+    assert _interval(fixed, 400, in_app=0.6, cpu=0.1) == 3
+    assert _interval(fixed, 30, in_app=0.3, cpu=0.001) == 3
+    assert not fixed.stalled(0.0)
+    assert ConcurrencyLimit(4, 16).value == 4
+
+
+def test_a_stall_lets_one_more_request_in_only_while_the_process_is_nearly_idle():
+    limit = ConcurrencyLimit(3)
+    limit.value = 1
+    assert not limit.stalled(0.9)  # the GIL is busy: the requests run, they only take long
+    assert limit.value == 1
+    assert limit.stalled(0.05)
+    assert limit.stalled(0.05)
+    assert limit.value == 3
+    assert not limit.stalled(0.0)  # already every thread
+
+
+# -- real workers --------------------------------------------------------------------------------
+
+
+def _limits(server) -> list[int]:
+    doc = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
+    return [w["concurrency"] for w in doc["groups"]["main"]["workers"]]
+
+
+class _Load:
+    """Clients sending GET path in a loop on keep-alive connections until stopped."""
+
+    def __init__(self, server, path: str, clients: int) -> None:
+        self.server, self.path = server, path
+        self.stop = threading.Event()
+        self.statuses: list[int] = []
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self) -> None:
+        conn = self.server.connection(timeout=10)
+        try:
+            while not self.stop.is_set():
+                conn.request("GET", self.path)
+                resp = conn.getresponse()
+                resp.read()
+                self.statuses.append(resp.status)
+        finally:
+            conn.close()
+
+    def __enter__(self) -> _Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(15)
+
+
+def test_computing_requests_run_one_at_a_time_and_all_are_served(make_server):
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 4}}))
+    assert _limits(server) == [4]
+    with _Load(server, "/spin?ms=2", clients=6) as load:
+        wait_for(lambda: _limits(server) == [1], timeout=15)
+        count = len(load.statuses)
+        wait_for(lambda: len(load.statuses) > count + 50, timeout=15)
+        assert _limits(server) == [1]  # it stays there under the load
+    assert load.statuses and set(load.statuses) == {200}
+
+
+def test_requests_waiting_on_io_keep_every_thread_running(make_server):
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 4}}))
+    with _Load(server, "/sleep?s=0.05", clients=8) as load:
+        wait_for(lambda: len(load.statuses) >= 100, timeout=30)
+        assert _limits(server) == [4]
+    assert set(load.statuses) == {200}
+    assert server.get_json("/done")["most_at_once"] == 4
+
+
+def test_a_blocked_request_does_not_hold_up_the_others_when_the_limit_is_one(make_server):
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 3}}))
+    for _attempt in range(5):
+        with _Load(server, "/spin?ms=2", clients=4):
+            wait_for(lambda: _limits(server) == [1], timeout=15)
+        time.sleep(0.3)  # idle ticks leave it where it is...
+        if _limits(server) == [1]:  # ...unless other load on this machine widened it: again
+            break
+    else:
+        pytest.fail("the limit never stayed at 1 once the computing load stopped")
+    sleeper = threading.Thread(target=server.get_json, args=("/sleep?s=3",), kwargs={"timeout": 10})
+    sleeper.start()
+    time.sleep(0.1)  # the sleeper is in the app, holding the one request allowed
+    try:
+        started = time.monotonic()
+        assert server.get_json("/quick", timeout=2.5)["path"] == "/quick"
+        assert time.monotonic() - started < 2.5  # served while the sleeper still sleeps
+        wait_for(lambda: _limits(server)[0] >= 2, timeout=2)  # published at the next tick
+    finally:
+        sleeper.join(10)
+
+
+@pytest.mark.parametrize("setting", [1, 2])
+def test_a_fixed_concurrency_caps_the_requests_in_the_app(make_server, setting):
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 4, "concurrency": setting}}))
+    with _Load(server, "/sleep?s=0.05", clients=6) as load:
+        wait_for(lambda: len(load.statuses) >= 30, timeout=30)
+    assert set(load.statuses) == {200}
+    assert _limits(server) == [setting]
+    assert server.get_json("/done")["most_at_once"] == setting
