@@ -73,6 +73,7 @@ from groupserver.supervision import (
     describe_status,
 )
 from groupserver.systemd import Notifier, inherited_sockets
+from groupserver.warmup import rehearse_logging
 from groupserver.worker import (
     EXIT_APP_LOAD_FAILED,
     GroupPlan,
@@ -167,6 +168,7 @@ class Master:
             ", ".join(describe(s) for s in self.listeners),
             f"group {accepting}'s workers accept" if accepting else "a front process accepts",
         )
+        rehearse_logging(log)  # before the first fork: see groupserver.warmup
         try:
             return self._loop()
         finally:
