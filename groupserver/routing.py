@@ -36,7 +36,7 @@ __all__ = [
 _NO_ENVIRON: dict[str, str] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs 350 ns to build, this 100
 class RouteMatch:
     """Where a request goes: route index (None for the default group), group and WSGI paths."""
 

@@ -273,6 +273,43 @@ class InputStream:
         return False
 
 
+class EmptyInput:
+    """wsgi.input of a request without a body: one shared, stateless instance (NO_BODY)."""
+
+    __slots__ = ()
+    complete = True
+    continue_pending = False
+
+    def readable(self) -> bool:
+        """Always true (file-like protocol)."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Always b"" (no body)."""
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Always b"" (no body)."""
+        return b""
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        """Always [] (no body)."""
+        return []
+
+    def __iter__(self):  # noqa: D105
+        return iter(())
+
+    def drain(self, limit: int = _DRAIN_LIMIT) -> bool:
+        """Nothing to discard: the connection stays usable."""
+        return True
+
+
+NO_BODY = EmptyInput()
+
+
 class FileWrapper:
     """wsgi.file_wrapper: lets the server send a real file with os.sendfile."""
 
@@ -585,7 +622,7 @@ def build_environ(
     conn: Connection,
     head: RequestHead,
     route: RouteMatch,
-    body: InputStream,
+    body: InputStream | EmptyInput,
     header_keys: dict[str, str],
 ) -> dict[str, Any]:
     """The WSGI environ for one request (the per-connection part is copied, not rebuilt)."""
@@ -649,18 +686,24 @@ def run_app(
     ``record`` (optional) gets the Response as ``record.response`` so a watchdog can see whether
     anything was sent yet.
     """
-    try:
-        body = InputStream(conn, head.content_length, head.chunked, head.expect_continue, max_body)
-    except HttpError as exc:  # Content-Length over the limit: refuse before the app runs
+    body: InputStream | EmptyInput
+    if head.chunked or head.content_length:
         try:
-            conn.sock.sendall(error_response(exc.status))
-        except OSError:
-            pass
-        return RequestOutcome(exc.status, 0, False)
+            body = InputStream(
+                conn, head.content_length, head.chunked, head.expect_continue, max_body
+            )
+        except HttpError as exc:  # Content-Length over the limit: refuse before the app runs
+            try:
+                conn.sock.sendall(error_response(exc.status))
+            except OSError:
+                pass
+            return RequestOutcome(exc.status, 0, False)
+    else:
+        body = NO_BODY
     env = build_environ(conn, head, route, body, header_keys)
     if head.content_length is not None:
         env["CONTENT_LENGTH"] = str(head.content_length)
-    response = Response(conn, head, body)
+    response = Response(conn, head, None if body is NO_BODY else body)
     if record is not None:
         record.response = response
     result = None
@@ -716,8 +759,10 @@ def _fail(
 
 
 __all__ = [
+    "NO_BODY",
     "ClientDisconnected",
     "Connection",
+    "EmptyInput",
     "FileWrapper",
     "InputStream",
     "RequestOutcome",
