@@ -107,6 +107,11 @@ def accept_queue(sock: socket.socket) -> int:
     """
     if sock.family == socket.AF_UNIX:
         return 0
+    return tcp_accept_queue(sock)
+
+
+def tcp_accept_queue(sock: socket.socket) -> int:
+    """accept_queue() of a listener known to be TCP (no family check: see Master.tcp_listeners)."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
     except OSError:

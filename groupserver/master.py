@@ -42,12 +42,12 @@ from groupserver.handoff import HandoffChannel
 from groupserver.identity import drop_privileges
 from groupserver.listeners import (
     ListenError,
-    accept_queue,
     create_listener,
     create_unix_listener,
     describe,
     parse_address,
     remove_unix_paths,
+    tcp_accept_queue,
 )
 from groupserver.memory import read_memory
 from groupserver.preload import request_spawn, run_preloader
@@ -106,6 +106,9 @@ class Master:
         self.generation = 0
         self.children: dict[int, Child] = {}
         self.listeners: list[socket.socket] = []
+        # The TCP ones, for backlog() 4 times a second: socket.family builds an enum member on
+        # every call, code and objects that a forked worker would otherwise pay for.
+        self.tcp_listeners: list[socket.socket] = []
         self.plans: dict[str, GroupPlan] = {}  # per group, for self.config
         self.channels: dict[str, HandoffChannel] = {}
         self.retired_channels: list[HandoffChannel] = []
@@ -152,6 +155,7 @@ class Master:
         else:
             for address in self.config.listen:
                 self.listeners.append(create_listener(address, self.config.backlog))
+        self.tcp_listeners = [s for s in self.listeners if s.family != socket.AF_UNIX]
         self._adopt_groups(self.config)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
@@ -652,7 +656,7 @@ class Master:
         state = self.groups[group]
         handed = self.front_totals.handed[index]
         if group == self.config.accepting_group:
-            handed += sum(map(accept_queue, self.listeners))
+            handed += sum(map(tcp_accept_queue, self.tcp_listeners))
         taken = state.totals.taken
         for other in self.groups.values():
             if other is not state:
