@@ -12,7 +12,9 @@ Measures, in this process (timeit, best of several repeats, microseconds per cal
 - one hand-off: HandoffChannel.send of a real accepted TCP socket plus the bytes read, then
   HandoffChannel.receive on the other end (the kernel work of SCM_RIGHTS, without the process
   switch between the front and a worker);
-- the front's whole per-connection path in one process: parse the head, route, send, receive.
+- the front's whole per-connection path in one process: parse the head, route, send, receive;
+- one keep-alive request through a real WorkerServer in this process (parse, route, environ,
+  hello-world app, response, bookkeeping, parking), answered on a unix socketpair.
 
 With --results DIR it also derives the hand-off cost per new connection from the newest run.py
 results there: server CPU per request with Connection: close minus with keep-alive (hello world,
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import sys
@@ -36,6 +39,8 @@ from groupserver.config import parse_config
 from groupserver.handoff import HandoffChannel
 from groupserver.http.parser import parse_head
 from groupserver.routing import Router
+from groupserver.scoreboard import ROLE_WORKER, Scoreboard
+from groupserver.worker import GroupPlan, WorkerServer, WorkerSpec
 
 WRK_HEAD = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
 BROWSER_HEAD = (
@@ -155,6 +160,64 @@ def bench_handoff() -> list[tuple[str, float]]:
             sock.close()
 
 
+def _hello(environ: dict, start_response: Callable) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "12")])
+    return [b"Hello world\n"]
+
+
+def bench_worker_request() -> list[tuple[str, float]]:
+    """One keep-alive request through a real WorkerServer's request path, in this process.
+
+    Parse, route, environ, the app, the response, the bookkeeping (scoreboard, memory by URL,
+    concurrency) and parking the connection: WorkerServer._serve on a connection whose bytes are
+    already read, answering on a unix socketpair whose other end this loop drains. Beside it,
+    the socketpair's own send + recv of a response-sized message, which is in the first figure.
+    """
+    site = parse_config(
+        "site: micro\nlisten: ['127.0.0.1:8000']\n"
+        "groups: {main: {app: 'hello_app:application'}}\ndefault_group: main\n",
+        source="micro.yaml",
+    )
+    scoreboard = Scoreboard(2)
+    status_r, status_w = os.pipe()
+    channel = HandoffChannel("main")
+    spec = WorkerSpec(
+        site, "main", {"main": channel}, status_w, os.getpid(), scoreboard,
+        scoreboard.allocate(ROLE_WORKER, 0), {"main": 0}, GroupPlan.build(site, "main"),
+    )
+    server = WorkerServer(spec, _hello)
+    ours, theirs = socket.socketpair()
+    conn = server._adopt(ours, b"", ("127.0.0.1", 50000), ("127.0.0.1", 8000))
+    assert conn is not None
+    try:
+
+        def request() -> None:
+            conn.buf += WRK_HEAD
+            conn.requests = 0  # never reach max_keepalive_requests
+            server._serve(conn)
+            theirs.recv(65536)
+
+        request()
+        reply = b"x" * 140
+
+        def pair() -> None:
+            ours.send(reply)
+            theirs.recv(65536)
+
+        return [
+            ("worker request path, hello world, in one process (incl. the pair below)",
+             per_call_us(request)),
+            ("unix socketpair send + recv of 140 bytes", per_call_us(pair)),
+        ]
+    finally:
+        server.ep.close()
+        for sock in (ours, theirs):
+            sock.close()
+        channel.close()
+        os.close(status_r)
+        os.close(status_w)
+
+
 def connection_costs(results_dir: Path) -> list[str]:
     """Per-connection CPU cost per server from the newest run.py raw results."""
     raws = sorted(p for p in results_dir.glob("*-raw.json"))
@@ -192,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None,
                         help="run.py results directory, for the per-connection cost table")
     args = parser.parse_args(argv)
-    rows = bench_routes() + bench_parser() + bench_handoff()
+    rows = bench_routes() + bench_parser() + bench_handoff() + bench_worker_request()
     print(f"Python {sys.version.split()[0]} ({sys.executable})")
     print()
     print("| micro-benchmark | µs per call |")

@@ -6,42 +6,50 @@ once serves no more per second than running one, and every request then waits fo
 seven. On one core that wait comes in scheduler ticks: hello world at 1 x 8 had a p99 of 54 ms
 with all eight threads running, 0.6 ms with one (the same 41k req/s).
 
-So the limit follows two measurements per interval. The worker's CPU share (process CPU time
-over wall time): at about one core, the GIL is saturated and more requests at once cannot help,
-so the limit narrows by one. And, while the CPU has room, the time requests spent in the app
-over the CPU time the process used: requests that wait on I/O spend most of their time off the
-CPU, so a ratio above the limit means more of them could overlap, and the limit widens to it.
-(Per-request thread CPU time would be finer, but getrusage's is tick-sampled, 5x off for a 25 µs
-request, and a precise clock read costs 0.4 µs twice per request.) A share above one core means C
-code runs outside the GIL in parallel: threads help, nothing narrows.
+So the limit follows what the requests of each interval did. Did they block? A request that
+waits on I/O leaves the CPU voluntarily (a voluntary context switch of its thread, counted by the
+kernel, read with the getrusage call memory_by_url makes anyway); one that only computes hardly
+ever does, even eight at once (0.07 switches per request measured at 1 x 8), and being preempted
+by other processes is involuntary. Requests that rarely block narrow the limit by one per
+interval. When they do block, the time they spent in the app over the CPU time the process used
+says how many could overlap: above 1.25 times the limit, the limit widens to it. Whatever they
+did, a process that uses about one core has a saturated GIL, and the limit narrows; one that
+uses more runs C code outside the GIL in parallel, and the limit holds. (Per-request CPU time
+would be a finer ratio, but getrusage's is tick-sampled, 5x off for a 25 µs request, and a
+precise clock costs 0.4 µs twice per request; the process's CPU share alone mistakes a core
+shared with other busy processes for I/O.)
 
-A request that blocks and does not finish shows in neither, so a thread that finds every allowed
-request in the app for longer than STALL_AFTER while the process is nearly idle lets one more
-request in at once (`stalled`). A fixed `concurrency: N` skips all that. Pure: the worker passes
-the measurements in.
+A request that blocks and does not finish shows in neither, and one that computes for long
+would make every request behind it wait for all of it, where running it beside them would cost
+it a little and them almost nothing. So a thread that finds every allowed request in the app for
+longer than LONG_AFTER lets one more request in at once (`all_long`): short requests run one
+after the other, a long one shares the GIL with the next. A fixed `concurrency: N` skips all
+that. Pure: the worker passes the measurements in.
 """
 
 from __future__ import annotations
 
 import math
 
-# Finished requests an interval needs before the limit widens on their evidence.
+# Finished requests an interval needs before the limit moves on their evidence.
 MIN_SAMPLES = 8
+# Requests block (I/O) from this many voluntary context switches per request on average.
+BLOCKING = 0.25
 # The GIL is saturated from this CPU share of one core (a little under 1: polling, ticks)...
 SATURATED = 0.9
 # ...and threads run in parallel (C code without the GIL) above this one.
 PARALLEL = 1.1
 # Time in the app over CPU time above this many times the limit: requests wait on I/O.
 WIDEN_ABOVE = 1.25
-# Every allowed request in the app longer than this, the process nearly idle: one more (s).
-STALL_AFTER = 0.005
-IDLE_SHARE = 0.25
+# Every allowed request in the app longer than this: one more (seconds; the GIL's default
+# switch interval, the slice a long computing request would get beside others anyway).
+LONG_AFTER = 0.005
 
 
 class ConcurrencyLimit:
     """The number of requests one worker may run at once, adapted to what they do."""
 
-    __slots__ = ("threads", "adaptive", "value", "wall", "count")
+    __slots__ = ("threads", "adaptive", "value", "wall", "switches", "count")
 
     def __init__(self, threads: int, setting: str | int = "auto") -> None:
         self.threads = threads
@@ -50,11 +58,13 @@ class ConcurrencyLimit:
         # app queue its requests, while too many for a computing one cost only latency.
         self.value = threads if self.adaptive else max(1, min(int(setting), threads))
         self.wall = 0.0
+        self.switches = 0
         self.count = 0
 
-    def record(self, wall: float) -> None:
-        """Account one finished request: the seconds it spent in the app."""
+    def record(self, wall: float, switches: int) -> None:
+        """Account one finished request: seconds in the app, voluntary context switches."""
         self.wall += wall
+        self.switches += switches
         self.count += 1
 
     def adjust(self, interval: float, cpu: float) -> int:
@@ -66,21 +76,28 @@ class ConcurrencyLimit:
             return self.value
         cpu_share = cpu / interval
         limit = self.value
-        if SATURATED <= cpu_share <= PARALLEL:
+        if cpu_share > PARALLEL:
+            pass  # C code runs outside the GIL in parallel: the threads help
+        elif cpu_share >= SATURATED:
             limit = max(1, limit - 1)
-        elif cpu_share < SATURATED and self.count >= MIN_SAMPLES:
-            ratio = self.wall / max(cpu, 1e-6)
-            if ratio > WIDEN_ABOVE * limit:
-                limit = min(self.threads, math.ceil(ratio))
+        elif self.count >= MIN_SAMPLES:
+            if self.switches < BLOCKING * self.count:  # they compute: they only queue for the GIL
+                limit = max(1, limit - 1)
+            else:
+                ratio = self.wall / max(cpu, 1e-6)
+                if ratio > WIDEN_ABOVE * limit:
+                    limit = min(self.threads, math.ceil(ratio))
         self.wall = 0.0
+        self.switches = 0
         self.count = 0
         self.value = limit
         return limit
 
-    def stalled(self, cpu_share: float) -> bool:
-        """Every allowed request stayed in the app for STALL_AFTER, the process using cpu_share
-        of a core meanwhile: let one more in when that looks blocked. Returns whether it did."""
-        if not self.adaptive or self.value >= self.threads or cpu_share >= IDLE_SHARE:
+    def all_long(self) -> bool:
+        """Every allowed request has been in the app for LONG_AFTER: let one more in.
+
+        Returns whether the limit rose (not with a fixed setting, nor beyond threads)."""
+        if not self.adaptive or self.value >= self.threads:
             return False
         self.value += 1
         return True

@@ -52,6 +52,7 @@ class Connection:
         "peer",
         "local",
         "proxies",
+        "pending",
     )
 
     def __init__(
@@ -72,6 +73,7 @@ class Connection:
         self.peer = peer  # the client, as the front saw it (accept or a PROXY header)
         self.local = local  # the listener's address
         self.proxies = proxies  # TrustedProxies when the peer may set forwarding headers
+        self.pending = False  # the worker's poller saw bytes arrive while a thread had it
 
     def fileno(self) -> int:
         """The socket's file descriptor."""

@@ -14,9 +14,12 @@ from groupserver.control import send_command
 APP = "lifecycle_app:application"
 
 
-def _interval(limit: ConcurrencyLimit, requests: int, in_app: float, cpu: float) -> int:
+def _interval(
+    limit: ConcurrencyLimit, requests: int, in_app: float, cpu: float, blocked: bool = True
+) -> int:
+    """One 0.1 s interval: `requests` requests spent `in_app` s in all; each blocked once."""
     for _ in range(requests):
-        limit.record(in_app / requests)
+        limit.record(in_app / requests, 1 if blocked else 0)
     return limit.adjust(0.1, cpu)
 
 
@@ -42,10 +45,18 @@ def test_requests_waiting_on_io_widen_the_limit_to_their_ratio_up_to_threads():
     assert _interval(limit, 20, in_app=0.025, cpu=0.01) == 3  # in the app 2.5x its CPU time
 
 
+def test_requests_that_never_block_narrow_it_even_on_a_shared_core():
+    # Other processes take half the core: the worker's share is low, its requests are slow in
+    # wall time, but they never leave the CPU of their own accord.
+    limit = ConcurrencyLimit(8)
+    seen = [_interval(limit, 200, in_app=0.4, cpu=0.05, blocked=False) for _ in range(8)]
+    assert seen == [7, 6, 5, 4, 3, 2, 1, 1]
+
+
 def test_the_limit_holds_when_neither_measurement_calls_for_a_change():
     limit = ConcurrencyLimit(8)
     limit.value = 2
-    assert _interval(limit, 50, in_app=0.02, cpu=0.02) == 2  # light computing load
+    assert _interval(limit, 50, in_app=0.02, cpu=0.02) == 2  # light load, in app = CPU time
     assert _interval(limit, 3, in_app=0.3, cpu=0.01) == 2  # too few requests to go by
     assert _interval(limit, 400, in_app=0.8, cpu=0.18) == 2  # 1.8 cores: C code in parallel
 
@@ -55,19 +66,17 @@ def test_a_fixed_concurrency_never_moves_and_is_at_most_threads():
     assert fixed.value == 3
     assert _interval(fixed, 400, in_app=0.6, cpu=0.1) == 3
     assert _interval(fixed, 30, in_app=0.3, cpu=0.001) == 3
-    assert not fixed.stalled(0.0)
     assert ConcurrencyLimit(4, 16).value == 4
 
 
-def test_a_stall_lets_one_more_request_in_only_while_the_process_is_nearly_idle():
+def test_long_requests_let_one_more_in_up_to_threads_unless_fixed():
     limit = ConcurrencyLimit(3)
     limit.value = 1
-    assert not limit.stalled(0.9)  # the GIL is busy: the requests run, they only take long
-    assert limit.value == 1
-    assert limit.stalled(0.05)
-    assert limit.stalled(0.05)
+    assert limit.all_long()
+    assert limit.all_long()
     assert limit.value == 3
-    assert not limit.stalled(0.0)  # already every thread
+    assert not limit.all_long()  # already every thread
+    assert not ConcurrencyLimit(3, 1).all_long()
 
 
 # -- real workers --------------------------------------------------------------------------------
@@ -129,16 +138,20 @@ def test_requests_waiting_on_io_keep_every_thread_running(make_server):
     assert server.get_json("/done")["most_at_once"] == 4
 
 
-def test_a_blocked_request_does_not_hold_up_the_others_when_the_limit_is_one(make_server):
-    server = make_server(site_yaml({"main": {"app": APP, "threads": 3}}))
+def _narrow_to_one(server) -> None:
+    """Computing load until the worker's limit is 1, and it stays there once the load stops."""
     for _attempt in range(5):
         with _Load(server, "/spin?ms=2", clients=4):
             wait_for(lambda: _limits(server) == [1], timeout=15)
         time.sleep(0.3)  # idle ticks leave it where it is...
         if _limits(server) == [1]:  # ...unless other load on this machine widened it: again
-            break
-    else:
-        pytest.fail("the limit never stayed at 1 once the computing load stopped")
+            return
+    pytest.fail("the limit never stayed at 1 once the computing load stopped")
+
+
+def test_a_blocked_request_does_not_hold_up_the_others_when_the_limit_is_one(make_server):
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 3}}))
+    _narrow_to_one(server)
     sleeper = threading.Thread(target=server.get_json, args=("/sleep?s=3",), kwargs={"timeout": 10})
     sleeper.start()
     time.sleep(0.1)  # the sleeper is in the app, holding the one request allowed
@@ -149,6 +162,22 @@ def test_a_blocked_request_does_not_hold_up_the_others_when_the_limit_is_one(mak
         wait_for(lambda: _limits(server)[0] >= 2, timeout=2)  # published at the next tick
     finally:
         sleeper.join(10)
+
+
+def test_a_long_computing_request_does_not_hold_up_the_short_ones(make_server):
+    server = make_server(site_yaml({"main": {"app": APP, "threads": 3}}))
+    _narrow_to_one(server)
+    spinner = threading.Thread(
+        target=server.get_json, args=("/spin?ms=3000",), kwargs={"timeout": 15}
+    )
+    spinner.start()
+    try:
+        time.sleep(0.1)  # the spinner computes, holding the one request allowed
+        started = time.monotonic()
+        assert server.get_json("/quick", timeout=2.5)["path"] == "/quick"
+        assert time.monotonic() - started < 2.5  # it shared the GIL with the spinner
+    finally:
+        spinner.join(15)
 
 
 @pytest.mark.parametrize("setting", [1, 2])

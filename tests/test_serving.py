@@ -214,6 +214,46 @@ def test_pipelined_requests_are_answered_in_order(partitioned):
     assert [b["path_info"] for b in bodies] == paths + ["/last"]
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_short_keep_alive_connections_lose_no_request(make_server, threads):
+    """Connections that send a few requests each, back to back: every request is answered.
+
+    A next request that arrives while the worker is still busy with the last one (or before it
+    has registered the connection in its poller) must not be missed: a missed one would wait
+    until keepalive_timeout closes the connection, so the client's timeout is shorter.
+    """
+    server = make_server(
+        site_yaml({"main": {"app": "lifecycle_app:application", "threads": threads}})
+    )
+    failures: list[str] = []
+    served = [0]
+
+    def client(n: int) -> None:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            conn = server.connection(timeout=2)
+            try:
+                for i in range(1 + n % 2):
+                    conn.request("GET", f"/spin?ms=1&c={n}&i={i}")
+                    resp = conn.getresponse()
+                    resp.read()
+                    assert resp.status == 200
+                    served[0] += 1
+            except (OSError, AssertionError) as exc:
+                failures.append(repr(exc))
+                return
+            finally:
+                conn.close()
+
+    clients = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join(15)
+    assert not failures, failures[:3]
+    assert served[0] > 100
+
+
 def test_killed_worker_is_replaced_and_waiting_requests_are_answered(make_server):
     server = make_server(site_yaml({"main": {"processes": 1, "threads": 1}}))
     (victim,) = server.processes_titled("(wsgi:main)")
