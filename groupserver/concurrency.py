@@ -21,10 +21,13 @@ shared with other busy processes for I/O.)
 
 A request that blocks and does not finish shows in neither, and one that computes for long
 would make every request behind it wait for all of it, where running it beside them would cost
-it a little and them almost nothing. So a thread that finds every allowed request in the app for
-longer than LONG_AFTER lets one more request in at once (`all_long`): short requests run one
-after the other, a long one shares the GIL with the next. A fixed `concurrency: N` skips all
-that. Pure: the worker passes the measurements in.
+it a little and them almost nothing. So while the limit is reached, a waiting thread looks every
+LONG_AFTER: when every running request has been in the app for longer, and either the process
+was nearly idle meanwhile (they are blocked) or one of them kept its thread on the CPU for most
+of it (it computes for long), one more request may run at once (`one_more`). Requests that are
+long only because they queue for the GIL do neither, and let nobody in: that queue is what the
+limit is for. A fixed `concurrency: N` skips all of it. Pure: the worker passes the measurements
+in.
 """
 
 from __future__ import annotations
@@ -41,9 +44,12 @@ SATURATED = 0.9
 PARALLEL = 1.1
 # Time in the app over CPU time above this many times the limit: requests wait on I/O.
 WIDEN_ABOVE = 1.25
-# Every allowed request in the app longer than this: one more (seconds; the GIL's default
-# switch interval, the slice a long computing request would get beside others anyway).
+# Every allowed request in the app longer than this, blocked or one computing: one more
+# (seconds; the GIL's default switch interval, the slice a long computing request would get
+# beside others anyway).
 LONG_AFTER = 0.005
+IDLE_SHARE = 0.25  # the process used less of a core than this: the requests are blocked
+HOG_SHARE = 0.5  # one request's thread ran this much of the time: it computes for long
 
 
 class ConcurrencyLimit:
@@ -93,11 +99,15 @@ class ConcurrencyLimit:
         self.value = limit
         return limit
 
-    def all_long(self) -> bool:
-        """Every allowed request has been in the app for LONG_AFTER: let one more in.
+    def one_more(self, process_share: float, busiest_share: float) -> bool:
+        """Every allowed request stayed in the app for LONG_AFTER: let one more in if they are
+        blocked (process_share: the process's CPU share meanwhile, below IDLE_SHARE) or one of
+        them computes (busiest_share: the most CPU one of their threads had, HOG_SHARE or more).
 
         Returns whether the limit rose (not with a fixed setting, nor beyond threads)."""
         if not self.adaptive or self.value >= self.threads:
             return False
+        if process_share >= IDLE_SHARE and busiest_share < HOG_SHARE:
+            return False  # long because they wait for each other's GIL
         self.value += 1
         return True

@@ -70,6 +70,41 @@ _WAKE = object()
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
+def _thread_cpu(thread_id: int) -> float:
+    """CPU seconds a request thread (by its threading ident) has used."""
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread_id))
+    except OSError:
+        return 0.0
+
+
+class _LongRequestWatch:
+    """What the requests in the app did while a waiting thread slept LONG_AFTER (standby)."""
+
+    __slots__ = ("started", "cpu", "threads")
+
+    def __init__(self, inflight: dict[int, InFlight]) -> None:
+        self.started = time.monotonic()
+        self.cpu = time.process_time()
+        self.threads = {r.thread_id: (r, _thread_cpu(r.thread_id)) for r in inflight.values()}
+
+    def shares(self, inflight: dict[int, InFlight]) -> tuple[float, float] | None:
+        """(process CPU share, the busiest request thread's CPU share) over the wait, when every
+        request in the app was there the whole time and for LONG_AFTER; else None."""
+        records = list(inflight.values())
+        horizon = time.monotonic() - LONG_AFTER
+        if not records or any(r.started > horizon for r in records):
+            return None
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        busiest = 0.0
+        for r in records:
+            before = self.threads.get(r.thread_id)
+            if before is None or before[0] is not r:
+                return None  # it started during the wait
+            busiest = max(busiest, _thread_cpu(r.thread_id) - before[1])
+        return (time.process_time() - self.cpu) / elapsed, busiest / elapsed
+
+
 class _Accepted:
     """A connection this worker accepted from a listener, not yet read."""
 
@@ -401,10 +436,13 @@ class WorkerServer:
                         # Every allowed request is running: if they all stay in the app for
                         # long (blocked, or computing), this thread should serve beside them.
                         self.standby = True
+                        watch = _LongRequestWatch(self.inflight)
                         cond.wait(LONG_AFTER)
                         self.standby = False
-                        if self.busy >= self.concurrency.value and self._all_long():
-                            self.concurrency.all_long()
+                        if self.busy >= self.concurrency.value:
+                            shares = watch.shares(self.inflight)
+                            if shares is not None:
+                                self.concurrency.one_more(*shares)
                         continue
                     cond.wait()
             if item is None:
@@ -430,12 +468,6 @@ class WorkerServer:
                 with cond:
                     self.busy -= 1
                 self._check_exit()
-
-    def _all_long(self) -> bool:
-        """Whether every request in the app has been there longer than LONG_AFTER."""
-        records = list(self.inflight.values())
-        horizon = time.monotonic() - LONG_AFTER
-        return bool(records) and all(r.started < horizon for r in records)
 
     def _lead(self) -> list[Any]:
         """Wait for events as the leader and turn them into work items."""

@@ -69,14 +69,16 @@ def test_a_fixed_concurrency_never_moves_and_is_at_most_threads():
     assert ConcurrencyLimit(4, 16).value == 4
 
 
-def test_long_requests_let_one_more_in_up_to_threads_unless_fixed():
+def test_long_requests_let_one_more_in_when_blocked_or_computing_not_when_queueing():
     limit = ConcurrencyLimit(3)
     limit.value = 1
-    assert limit.all_long()
-    assert limit.all_long()
+    assert not limit.one_more(process_share=0.95, busiest_share=0.1)  # queueing for the GIL
+    assert limit.value == 1
+    assert limit.one_more(process_share=0.02, busiest_share=0.0)  # blocked on I/O
+    assert limit.one_more(process_share=0.95, busiest_share=0.9)  # one computes for long
     assert limit.value == 3
-    assert not limit.all_long()  # already every thread
-    assert not ConcurrencyLimit(3, 1).all_long()
+    assert not limit.one_more(0.0, 0.0)  # already every thread
+    assert not ConcurrencyLimit(3, 1).one_more(0.0, 0.0)
 
 
 # -- real workers --------------------------------------------------------------------------------
