@@ -636,8 +636,10 @@ class WorkerServer:
         if not data:
             self._close(conn)
             return
-        if len(data) == _RECV:
-            conn.pending = True  # more may wait in the socket, and no new edge will say so
+        # More may wait in the socket, and no new edge would say so, unless the request's body
+        # is read from the socket (InputStream clears this). Re-reading after every request
+        # whose head and body came in one full read instead gave 64 KB POSTs a p99 of 300 ms.
+        conn.filled = len(data) == _RECV
         if not conn.buf:
             conn.last_active = time.monotonic()
         conn.buf += data
@@ -792,8 +794,8 @@ class WorkerServer:
                 self._close(conn)
                 return
         with self.cond:  # against _lead: pending is set and checked under the same lock
-            if conn.pending:
-                conn.pending = False
+            if conn.pending or conn.filled:
+                conn.pending = conn.filled = False
                 self.ready.append(conn)
                 self.cond.notify()
             else:

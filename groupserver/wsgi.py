@@ -53,6 +53,7 @@ class Connection:
         "local",
         "proxies",
         "pending",
+        "filled",
     )
 
     def __init__(
@@ -74,6 +75,7 @@ class Connection:
         self.local = local  # the listener's address
         self.proxies = proxies  # TrustedProxies when the peer may set forwarding headers
         self.pending = False  # the worker's poller saw bytes arrive while a thread had it
+        self.filled = False  # its last read filled the buffer: more may be waiting
 
     def fileno(self) -> int:
         """The socket's file descriptor."""
@@ -174,6 +176,7 @@ class InputStream:
             raise HttpError(408, "request body timeout") from None
         if not data:
             raise ClientDisconnected("client closed the connection during the request body")
+        conn.filled = len(data) == _RECV  # the worker's poller: see WorkerServer._park
         return data
 
     def _fill(self) -> bool:

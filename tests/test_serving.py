@@ -214,6 +214,39 @@ def test_pipelined_requests_are_answered_in_order(partitioned):
     assert [b["path_info"] for b in bodies] == paths + ["/last"]
 
 
+def test_a_pipelined_burst_larger_than_one_read_is_answered_whole(make_server):
+    # 100 KiB of requests on a kept-alive connection, all arriving while the worker's one thread
+    # is busy elsewhere: the worker reads 64 KiB at a time and its poller reports only new
+    # bytes, so what is left in the socket after the first read must not be forgotten.
+    server = make_server(site_yaml({"main": {"app": "lifecycle_app:application"}}))
+    paths = [f"/p{n:05d}" for n in range(700)]  # below max_keepalive_requests (1000)
+    pad = b"X-Pad: " + b"x" * 120 + b"\r\n"
+    burst = b"".join(b"GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n" % (p.encode(), pad) for p in paths)
+    burst += b"GET /last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    assert len(burst) > 100 * 1024
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n")
+        first = b""
+        while not _whole_response(first):
+            first += sock.recv(65536)
+        busy = threading.Thread(target=server.get_json, args=("/sleep?s=0.5",))
+        busy.start()
+        time.sleep(0.2)  # the only thread sleeps in the app; the connection is parked
+        sock.sendall(burst)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        busy.join(10)
+    bodies = [json.loads(body) for _, body in split_responses(b"".join(chunks))]
+    assert [b["path"] for b in bodies] == paths + ["/last"]
+
+
+def _whole_response(data: bytes) -> bool:
+    """Whether data holds one whole Content-Length framed response."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    return bool(sep) and len(split_responses(data)[0][1]) == len(rest)
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_short_keep_alive_connections_lose_no_request(make_server, threads):
     """Connections that send a few requests each, back to back: every request is answered.
