@@ -454,7 +454,9 @@ class WorkerServer:
                         self.busy += 1
                         if len(items) > 1:
                             self.ready.extend(items[1:])
-                        cond.notify(min(len(items), max(1, self.concurrency.value - self.busy)))
+                        # Wake only threads that may start one now (or lead): the others would
+                        # wake, find the limit reached and wait again, a switch per poll.
+                        cond.notify(max(0, min(len(items), self.concurrency.value - self.busy)))
                     else:
                         cond.notify()
                 if item is None:
