@@ -428,6 +428,8 @@ class WorkerServer:
                         if self.ready:
                             item = self.ready.popleft()
                             self.busy += 1
+                            if self.busy >= self.concurrency.value:
+                                self._keep_watch()
                             break
                         if not self.leading and not self.exit_pending:
                             self.leading = True
@@ -456,7 +458,11 @@ class WorkerServer:
                             self.ready.extend(items[1:])
                         # Wake only threads that may start one now (or lead): the others would
                         # wake, find the limit reached and wait again, a switch per poll.
-                        cond.notify(max(0, min(len(items), self.concurrency.value - self.busy)))
+                        wake = min(len(items), self.concurrency.value - self.busy)
+                        if wake > 0:
+                            cond.notify(wake)
+                        else:
+                            self._keep_watch()
                     else:
                         cond.notify()
                 if item is None:
@@ -470,6 +476,11 @@ class WorkerServer:
                 with cond:
                     self.busy -= 1
                 self._check_exit()
+
+    def _keep_watch(self) -> None:
+        """At the limit (cond held): wake a thread to watch for long requests if none does."""
+        if self.concurrency.value < self.threads and not self.standby:
+            self.cond.notify()
 
     def _lead(self) -> list[Any]:
         """Wait for events as the leader and turn them into work items."""
