@@ -35,6 +35,8 @@ import timeit
 from collections.abc import Callable
 from pathlib import Path
 
+import hello_app  # bench/, next to this script: the app every workload serves
+
 from groupserver.config import parse_config
 from groupserver.handoff import HandoffChannel
 from groupserver.http.parser import parse_head
@@ -160,11 +162,6 @@ def bench_handoff() -> list[tuple[str, float]]:
             sock.close()
 
 
-def _hello(environ: dict, start_response: Callable) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "12")])
-    return [b"Hello world\n"]
-
-
 def bench_worker_request() -> list[tuple[str, float]]:
     """One keep-alive request through a real WorkerServer's request path, in this process.
 
@@ -185,7 +182,7 @@ def bench_worker_request() -> list[tuple[str, float]]:
         site, "main", {"main": channel}, status_w, os.getpid(), scoreboard,
         scoreboard.allocate(ROLE_WORKER, 0), {"main": 0}, GroupPlan.build(site, "main"),
     )
-    server = WorkerServer(spec, _hello)
+    server = WorkerServer(spec, hello_app.application)
     ours, theirs = socket.socketpair()
     conn = server._adopt(ours, b"", ("127.0.0.1", 50000), ("127.0.0.1", 8000))
     assert conn is not None

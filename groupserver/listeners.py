@@ -100,18 +100,13 @@ _TCP_INFO_SIZE = 104
 _TCPI_UNACKED = 24  # tcp_info: 8 bytes of u8 fields, then rto, ato, snd_mss, rcv_mss, unacked
 
 
-def accept_queue(sock: socket.socket) -> int:
-    """Connections waiting in a TCP listener's accept queue (0 for unix sockets or on error).
+def tcp_accept_queue(sock: socket.socket) -> int:
+    """Connections waiting in a TCP listener's accept queue (0 on error).
 
     For a listening socket Linux reports the accept queue's length in tcp_info.tcpi_unacked.
+    TCP only: the caller picks the TCP listeners once (Master.tcp_listeners), because asking a
+    socket its family on every tick builds an enum member each time.
     """
-    if sock.family == socket.AF_UNIX:
-        return 0
-    return tcp_accept_queue(sock)
-
-
-def tcp_accept_queue(sock: socket.socket) -> int:
-    """accept_queue() of a listener known to be TCP (no family check: see Master.tcp_listeners)."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
     except OSError:

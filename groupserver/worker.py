@@ -435,16 +435,7 @@ class WorkerServer:
                             self.leading = True
                             break
                     elif not self.standby and self.concurrency.value < self.threads:
-                        # Every allowed request is running: if they all stay in the app for
-                        # long (blocked, or computing), this thread should serve beside them.
-                        self.standby = True
-                        watch = _LongRequestWatch(self.inflight)
-                        cond.wait(LONG_AFTER)
-                        self.standby = False
-                        if self.busy >= self.concurrency.value:
-                            shares = watch.shares(self.inflight)
-                            if shares is not None:
-                                self.concurrency.one_more(*shares)
+                        self._stand_by()
                         continue
                     cond.wait()
             if item is None:
@@ -476,6 +467,18 @@ class WorkerServer:
                 with cond:
                     self.busy -= 1
                 self._check_exit()
+
+    def _stand_by(self) -> None:
+        """Every allowed request is running (cond held): wait LONG_AFTER, and if they all stayed
+        in the app, blocked or one computing, let this thread serve beside them."""
+        self.standby = True
+        watch = _LongRequestWatch(self.inflight)
+        self.cond.wait(LONG_AFTER)
+        self.standby = False
+        if self.busy >= self.concurrency.value:
+            shares = watch.shares(self.inflight)
+            if shares is not None:
+                self.concurrency.one_more(*shares)
 
     def _keep_watch(self) -> None:
         """At the limit (cond held): wake a thread to watch for long requests if none does."""

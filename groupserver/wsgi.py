@@ -282,8 +282,6 @@ class EmptyInput:
     """wsgi.input of a request without a body: one shared, stateless instance (NO_BODY)."""
 
     __slots__ = ()
-    complete = True
-    continue_pending = False
 
     def readable(self) -> bool:
         """Always true (file-like protocol)."""

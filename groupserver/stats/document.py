@@ -44,9 +44,7 @@ class SiteStats:
             totals = master.groups[name].totals
             requests, app_seconds = totals.requests, totals.app_seconds
             busy = ready = 0
-            for child in master.children.values():
-                if child.role != "worker" or child.group != name:
-                    continue
+            for child in master.workers_of(name):
                 slot = master.scoreboard[child.slot]
                 requests += slot.requests
                 app_seconds += slot.app_seconds
