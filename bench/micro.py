@@ -8,7 +8,8 @@ Measures, in this process (timeit, best of several repeats, microseconds per cal
 - the route decision, Router.route_for, with 10 and with 1,000 prefix routes (hits on the first
   and the last route, a nested hit, and a miss that falls to default_group);
 - the request-head parser, groupserver.http.parser.parse_head, on wrk's minimal head and on a
-  browser-sized head (13 headers);
+  browser-sized head (13 headers), and beside it, when httptools is installed, the same
+  RequestHead built on httptools (llhttp) with only the checks llhttp leaves to its caller;
 - one hand-off: HandoffChannel.send of a real accepted TCP socket plus the bytes read, then
   HandoffChannel.receive on the other end (the kernel work of SCM_RIGHTS, without the process
   switch between the front and a worker);
@@ -37,9 +38,14 @@ from pathlib import Path
 
 import hello_app  # bench/, next to this script: the app every workload serves
 
+try:
+    import httptools  # the parser DESIGN.md names; setup.sh installs it in the bench venv
+except ImportError:
+    httptools = None
+
 from groupserver.config import parse_config
 from groupserver.handoff import HandoffChannel
-from groupserver.http.parser import parse_head
+from groupserver.http.parser import _DIGITS, _HOST, HttpError, RequestHead, _decode_path, parse_head
 from groupserver.routing import Router
 from groupserver.scoreboard import ROLE_WORKER, Scoreboard
 from groupserver.worker import GroupPlan, WorkerServer, WorkerSpec
@@ -122,7 +128,68 @@ def bench_parser() -> list[tuple[str, float]]:
         assert parsed is not None and parsed[1] == len(head)
         rows.append((f"parse_head, {label} ({len(head)} bytes)",
                      per_call_us(lambda b=buf: parse_head(b))))
+        if httptools is not None:
+            theirs = httptools_head(buf)
+            assert theirs is not None and theirs[0] == parsed[0] and theirs[1] == parsed[1]
+            rows.append((f"httptools (llhttp) to the same RequestHead, {label}",
+                         per_call_us(lambda b=buf: httptools_head(b))))
     return rows
+
+
+class _HeadCollector:
+    """httptools callbacks: the URL and the header fields as str, as the WSGI environ needs."""
+
+    __slots__ = ("url", "headers")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[str, str]] = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+
+def httptools_head(data: bytearray) -> tuple[RequestHead, int] | None:
+    """What parse_head returns, built on httptools: a yardstick for DESIGN.md's parser choice.
+
+    A lower bound of what an httptools-based parse_head would cost: llhttp parses and checks
+    the syntax; this adds only the checks it leaves to the caller that these two heads reach
+    (one Host, Host characters, Content-Length digits), the path/query split and the
+    RequestHead. Transfer-Encoding rules, Expect and absolute-form targets are left out.
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    collector = _HeadCollector()
+    parser = httptools.HttpRequestParser(collector)  # one per head: a body would follow
+    try:
+        parser.feed_data(bytes(data[: end + 4]))
+    except httptools.HttpParserError as exc:
+        raise HttpError(400) from exc
+    host = None
+    content_length = None
+    for name, value in collector.headers:
+        lname = name.lower()
+        if lname == "host":
+            if host is not None or _HOST.fullmatch(value) is None:
+                raise HttpError(400)
+            host = value
+        elif lname == "content-length":
+            if _DIGITS.fullmatch(value) is None:
+                raise HttpError(400)
+            content_length = int(value)
+    target = collector.url.decode("latin-1")
+    raw_path, _, query = target.partition("?")
+    path = _decode_path(raw_path) if "%" in raw_path else raw_path
+    head = RequestHead(
+        parser.get_method().decode("latin-1"), target, path, query,
+        "HTTP/" + parser.get_http_version(), collector.headers, host, content_length, False,
+        parser.should_keep_alive(), False,
+    )
+    return head, end + 4
 
 
 def bench_handoff() -> list[tuple[str, float]]:

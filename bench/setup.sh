@@ -11,8 +11,9 @@
 # on this same interpreter, so the comparison stays fair.
 #
 # Installs, into the venv: groupserver itself (editable, from this checkout), gunicorn, uwsgi,
-# granian, waitress, py-spy (for profiling), and mod_wsgi (mod_wsgi-express) when Apache's
-# development package installs from apt. Installs wrk from apt when it is missing.
+# granian, waitress, py-spy (for profiling), httptools (micro.py's parser yardstick), and mod_wsgi
+# (mod_wsgi-express) when Apache's development package installs from apt. Installs wrk from apt
+# when it is missing.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -94,8 +95,8 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 log "installing groupserver (editable) from $REPO"
 "${PIP[@]}" install -e "$REPO"
 
-log "installing gunicorn, granian, waitress, py-spy"
-"${PIP[@]}" install gunicorn granian waitress py-spy
+log "installing gunicorn, granian, waitress, py-spy, httptools"
+"${PIP[@]}" install gunicorn granian waitress py-spy httptools
 
 # uWSGI and mod_wsgi compile against (and link) the interpreter that builds them. pip's wheel cache
 # cannot tell two CPython 3.11 builds apart, so build them without it, and rebuild one that links
@@ -151,7 +152,8 @@ log "done. versions:"
 "$VENV/bin/python" - <<'EOF'
 from importlib.metadata import PackageNotFoundError, version
 
-for name in ("groupserver", "gunicorn", "uwsgi", "granian", "waitress", "mod_wsgi", "py-spy"):
+for name in ("groupserver", "gunicorn", "uwsgi", "granian", "waitress", "mod_wsgi", "py-spy",
+             "httptools"):
     try:
         print(f"  {name:12} {version(name)}")
     except PackageNotFoundError:
