@@ -26,6 +26,7 @@ import struct
 import sys
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,11 @@ _WAKE = object()
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
+def _waiting_since(item: Any) -> int:
+    """When a work item began to wait for a thread (µs, now_us()); 0 (first) for a wake-up."""
+    return getattr(item, "queue_start_us", 0)
+
+
 def _thread_cpu(thread_id: int) -> float:
     """CPU seconds a request thread (by its threading ident) has used."""
     try:
@@ -108,19 +114,19 @@ class _LongRequestWatch:
 class _Accepted:
     """A connection this worker accepted from a listener, not yet read."""
 
-    __slots__ = ("sock", "peer", "local", "accepted_us")
+    __slots__ = ("sock", "peer", "local", "queue_start_us")
 
     def __init__(
         self,
         sock: socket.socket,
         peer: tuple[str, int] | None,
         local: tuple[str, int] | None,
-        accepted_us: int,
+        queue_start_us: int,
     ) -> None:
         self.sock = sock
         self.peer = peer
         self.local = local
-        self.accepted_us = accepted_us
+        self.queue_start_us = queue_start_us  # when its head arrived (TCP), or was accepted
 
 
 @dataclass
@@ -325,6 +331,7 @@ class WorkerServer:
         self.cond = threading.Condition(threading.Lock())
         self.ready: deque[Any] = deque()
         self.leading = False
+        self.backlog = False  # the last look at the queue or a listener found a full batch
         self.busy = 0
         self.concurrency = ConcurrencyLimit(self.threads, self.config.concurrency)
         self.standby = False  # a thread waits with a timeout to spot blocked requests
@@ -425,7 +432,10 @@ class WorkerServer:
                     if self.exiting:
                         return
                     if self.busy < self.concurrency.value:
-                        if self.ready:
+                        # A full batch at the last look at the queue or the listeners: more
+                        # may wait there, older than what is ready: look again first.
+                        look_first = self.backlog and not self.leading and not self.exit_pending
+                        if self.ready and not look_first:
                             item = self.ready.popleft()
                             self.busy += 1
                             if self.busy >= self.concurrency.value:
@@ -439,17 +449,16 @@ class WorkerServer:
                         continue
                     cond.wait()
             if item is None:
-                items = self._lead()
+                waited, fresh = self._lead()
                 with cond:
                     self.leading = False
-                    if items:
-                        item = items[0]
+                    self._queue_ready(waited, fresh)
+                    if self.ready and self.busy < self.concurrency.value:
+                        item = self.ready.popleft()  # the oldest
                         self.busy += 1
-                        if len(items) > 1:
-                            self.ready.extend(items[1:])
                         # Wake only threads that may start one now (or lead): the others would
                         # wake, find the limit reached and wait again, a switch per poll.
-                        wake = min(len(items), self.concurrency.value - self.busy)
+                        wake = min(len(self.ready) + 1, self.concurrency.value - self.busy)
                         if wake > 0:
                             cond.notify(wake)
                         else:
@@ -468,6 +477,20 @@ class WorkerServer:
                     self.busy -= 1
                 self._check_exit()
 
+    def _queue_ready(self, waited: list[Any], fresh: list[Connection]) -> None:
+        """Add what a leader found to `ready`, oldest first (cond held).
+
+        fresh: keep-alive connections with a new request, stamped at this poll, so newer than
+        everything ready. waited: connections from the group's queue or a listener's accept
+        queue, which may have waited longer than some of what is ready (a burst of new
+        connections while keep-alive ones keep every thread busy): each goes where its wait
+        began (queue_start_us), and wake-ups first.
+        """
+        ready = self.ready
+        for item in waited:
+            ready.insert(bisect_right(ready, _waiting_since(item), key=_waiting_since), item)
+        ready.extend(fresh)
+
     def _stand_by(self) -> None:
         """Every allowed request is running (cond held): wait LONG_AFTER, and if they all stayed
         in the app, blocked or one computing, let this thread serve beside them."""
@@ -485,31 +508,41 @@ class WorkerServer:
         if self.concurrency.value < self.threads and not self.standby:
             self.cond.notify()
 
-    def _lead(self) -> list[Any]:
-        """Wait for events as the leader and turn them into work items."""
+    def _lead(self) -> tuple[list[Any], list[Connection]]:
+        """Wait for events as the leader; returns the work found: (waited, fresh), see
+        _queue_ready."""
+        if self.ready:
+            timeout = 0.0  # look, do not wait: there is work to do
+        else:
+            timeout = 1.0 if self.mode is None else 0.05
         try:
-            events = self.ep.poll(1.0 if self.mode is None else 0.05)
+            events = self.ep.poll(timeout)
         except InterruptedError:
             events = []
-        items: list[Any] = []
+        stamp = now_us()
+        waited: list[Any] = []
+        fresh: list[Connection] = []
         saw_channel = False
+        backlog = False
+        most = self.concurrency.value
         for fd, _ev in events:
             item = self.fd_items.get(fd)
             if item is _CHANNEL:
                 saw_channel = True
                 if self.taking:
-                    # New connections waited in the group's queue, often longer than the parked
-                    # ones that are ready now: take up to one per thread it may run and serve them
-                    # first, or a busy keep-alive crowd would starve them.
-                    fresh = []
-                    for _ in range(self.concurrency.value):
+                    # New connections wait in the group's queue: take up to one per request this
+                    # worker may run, and when that many were there, look again before serving
+                    # what is ready (their wait began earlier, see _queue_ready).
+                    taken = 0
+                    while taken < most:
                         handoff = self.channel.receive()
                         if handoff is None:
                             break
-                        fresh.append(handoff)
-                    items[:0] = fresh
+                        waited.append(handoff)
+                        taken += 1
+                    backlog = backlog or taken == most
             elif item is _WAKE:
-                items.append(_WAKE)
+                waited.append(_WAKE)
             elif isinstance(item, Connection):
                 with self.cond:  # against _park: an edge is never lost between the two
                     conn = self.parked.pop(fd, None)
@@ -518,12 +551,15 @@ class WorkerServer:
                         # edge will come, so that thread reads again instead of parking it.
                         item.pending = True
                 if conn is not None:
-                    items.append(conn)
+                    conn.queue_start_us = stamp  # its request waits for a thread from now
+                    fresh.append(conn)
             elif self.taking and not self.at_capacity and fd in self.listeners:
-                # Like the channel: up to one per thread it may run, served first (a leader is
-                # rare while parked connections keep every thread busy; one per round starved
-                # new ones).
-                items[:0] = self._accept(item, self.concurrency.value)
+                # Like the channel: up to one per request it may run, and look again first when
+                # that many were there.
+                accepted = self._accept(item, most)
+                waited.extend(accepted)
+                backlog = backlog or len(accepted) == most
+        self.backlog = backlog
         if self.mode == "drain" and self.taking and not saw_channel:
             self._stop_taking()  # the queue is empty and the front is gone
         now = time.monotonic()
@@ -532,7 +568,7 @@ class WorkerServer:
             self._sweep(now)
         if self.accept_paused_until and now >= self.accept_paused_until:
             self._resume_accepting()
-        return items
+        return waited, fresh
 
     def _accept(self, lsock: socket.socket, most: int) -> list[_Accepted]:
         accepted = []
@@ -550,8 +586,12 @@ class WorkerServer:
                 log.warning("worker %d: accept failed: %s; pausing accepts 1s", os.getpid(), exc)
                 self._leave_listeners(pause_until=time.monotonic() + 1.0)
                 break
-            peer = addr[:2] if local is not None else None
-            accepted.append(_Accepted(sock, peer, local, now_us()))
+            if local is not None:  # TCP: the head waited in the kernel's accept queue since
+                peer = addr[:2]  # it arrived (queue_timeout, and its place among ready work)
+                start = now_us() - _ms_since_data(sock) * 1000
+            else:
+                peer, start = None, now_us()
+            accepted.append(_Accepted(sock, peer, local, start))
         return accepted
 
     def _process(self, item: Any) -> None:
@@ -625,9 +665,7 @@ class WorkerServer:
             return
         sock = new.sock
         self.slot.handed[self.group_indices[self.group]] += 1  # into our queue and out at once
-        conn.queue_start_us = new.accepted_us
-        if new.local is not None:  # TCP: the head waited in the kernel's accept queue since
-            conn.queue_start_us -= _ms_since_data(sock) * 1000  # it arrived (queue_timeout)
+        conn.queue_start_us = new.queue_start_us
         try:
             data = sock.recv(_RECV, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
@@ -659,8 +697,7 @@ class WorkerServer:
         if not conn.buf:
             conn.last_active = time.monotonic()
         conn.buf += data
-        conn.queue_start_us = now_us()
-        self._serve(conn)
+        self._serve(conn)  # queue_start_us: set when the leader (or _park) queued it
 
     def _serve(self, conn: Connection) -> None:
         """Serve every complete request in conn's buffer, then park, pass on or close it."""
@@ -812,6 +849,7 @@ class WorkerServer:
         with self.cond:  # against _lead: pending is set and checked under the same lock
             if conn.pending or conn.filled:
                 conn.pending = conn.filled = False
+                conn.queue_start_us = now_us()
                 self.ready.append(conn)
                 self.cond.notify()
             else:

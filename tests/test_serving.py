@@ -267,6 +267,45 @@ def test_short_keep_alive_connections_lose_no_request(make_server, threads):
     assert traffic.served > 100
 
 
+@pytest.mark.parametrize("accept", ["main", "front"])
+def test_new_connections_wait_their_turn_not_for_the_keep_alive_crowd(make_server, accept):
+    """A burst of new connections while keep-alive clients keep every thread busy: each new one
+    is served in its turn, not after every request the kept-alive connections send meanwhile.
+
+    12 keep-alive clients of a 50 ms app on 2 threads; then 10 new connections at once. In
+    arrival order the last new one waits for the 10 kept-alive requests queued before it and the
+    9 new ones beside it: 10 rounds of 50 ms, ~0.5 s (measured 0.35-0.5 s). A worker that looks
+    at its queue (the group's channel, or the listener when it accepts itself) only when no
+    kept-alive request is ready took two new ones per round of the whole crowd (6 x 50 ms), the
+    last after ~1.5 s.
+    """
+    server = make_server(
+        site_yaml(
+            {"main": {"app": "lifecycle_app:application", "threads": 2}},
+            extra=f"front: {{accept: {accept}}}",
+        )
+    )
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def newcomer() -> None:
+        started = time.monotonic()
+        server.get_json("/sleep?s=0.05&new=1", timeout=30)
+        with lock:
+            waits.append(time.monotonic() - started)
+
+    with client_traffic(server, lambda _rng: Step("/sleep?s=0.05"), clients=12) as traffic:
+        wait_for(lambda: traffic.served >= 48, timeout=20)  # every client is in the rotation
+        burst = [threading.Thread(target=newcomer) for _ in range(10)]
+        for t in burst:
+            t.start()
+        for t in burst:
+            t.join(40)
+    assert not traffic.failures, traffic.failures[:3]
+    assert len(waits) == 10
+    assert max(waits) < 1.0, sorted(round(w, 3) for w in waits)
+
+
 def test_killed_worker_is_replaced_and_waiting_requests_are_answered(make_server):
     server = make_server(site_yaml({"main": {"processes": 1, "threads": 1}}))
     (victim,) = server.processes_titled("(wsgi:main)")
