@@ -65,6 +65,9 @@ _EPOLLIN = select.EPOLLIN
 # per request (a one-shot registration needed one to re-arm, ~5% of a hello-world request).
 _CONNECTION_EVENTS = select.EPOLLIN | select.EPOLLET | select.EPOLLRDHUP
 _RECV = 65536
+# A poll that began this long after the last one returned may report requests that arrived
+# meanwhile, while every thread was busy: their queue time is taken from TCP_INFO (µs).
+_UNWATCHED_US = 2000
 
 _CHANNEL = object()
 _WAKE = object()
@@ -332,6 +335,7 @@ class WorkerServer:
         self.ready: deque[Any] = deque()
         self.leading = False
         self.backlog = False  # the last look at the queue or a listener found a full batch
+        self.polled_us = now_us()  # when the last poll returned
         self.busy = 0
         self.concurrency = ConcurrencyLimit(self.threads, self.config.concurrency)
         self.standby = False  # a thread waits with a timeout to spot blocked requests
@@ -515,11 +519,12 @@ class WorkerServer:
             timeout = 0.0  # look, do not wait: there is work to do
         else:
             timeout = 1.0 if self.mode is None else 0.05
+        unwatched = now_us() - self.polled_us  # how long nobody polled (every thread busy)
         try:
             events = self.ep.poll(timeout)
         except InterruptedError:
             events = []
-        stamp = now_us()
+        stamp = self.polled_us = now_us()
         waited: list[Any] = []
         fresh: list[Connection] = []
         saw_channel = False
@@ -551,7 +556,12 @@ class WorkerServer:
                         # edge will come, so that thread reads again instead of parking it.
                         item.pending = True
                 if conn is not None:
-                    conn.queue_start_us = stamp  # its request waits for a thread from now
+                    # Its request waits for a thread from now, or from its arrival when that
+                    # was while nobody polled (TCP knows it to a few ms).
+                    conn.queue_start_us = stamp
+                    if unwatched > _UNWATCHED_US and conn.local is not None:
+                        since = _ms_since_data(conn.sock) * 1000
+                        conn.queue_start_us -= min(since, unwatched)
                     fresh.append(conn)
             elif self.taking and not self.at_capacity and fd in self.listeners:
                 # Like the channel: up to one per request it may run, and look again first when

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from conftest import site_yaml, wait_for
+from conftest import Step, client_traffic, site_yaml, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from groupserver.control import send_command
@@ -227,3 +227,23 @@ def test_ctl_scale_recycle_reload_and_stop(make_server):
     server.proc.wait(20)
     assert server.proc.returncode == 0
     time.sleep(0.1)
+
+
+def test_queue_time_of_kept_alive_requests_counts_their_wait_for_the_thread(make_server):
+    """4 keep-alive clients of a 50 ms app on one thread: each request waits for the other
+    three, ~150 ms, and the queue latency says so (it drives `advise`). Counting only from when
+    the poller reported a request would miss the part of the wait in the socket, while the one
+    thread was busy and nobody polled (about half of it here)."""
+    server = make_server(
+        site_yaml(
+            {"main": {"app": "lifecycle_app:application", "threads": 1}},
+            extra="stats: {listen: '127.0.0.1:0'}",
+        )
+    )
+    address = _stats_address(server)
+    with client_traffic(server, lambda _rng: Step("/sleep?s=0.05"), clients=4) as traffic:
+        wait_for(lambda: traffic.served >= 40, timeout=30)
+    assert not traffic.failures, traffic.failures[:3]
+    main = json.loads(_get(address, "/stats")[2])["groups"]["main"]
+    queue = main["latency_seconds"]["queue"]
+    assert 0.11 < queue["mean"] < 0.3, queue
