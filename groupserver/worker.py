@@ -4,9 +4,10 @@ Forked by the master, a worker imports its group's application and serves reques
 group's thread count and thread stack size. Its request threads take turns as the *leader*: the
 one leader waits in epoll for (a) the group's hand-off channel, (b) keep-alive connections parked
 between requests, (c) the wake pipe and (d) the site's listeners when the group accepts connections
-itself (front.accept), then hands leadership on and serves what it found itself.
-So a request costs no thread-to-thread hand-over, a connection is taken from the group's queue
-only by a thread that is free to serve it, and an idle keep-alive connection holds no thread.
+itself (front.accept), then hands leadership on and serves itself. What it found joins one line
+of work waiting for a thread, oldest first (see _queue_ready). So a request costs no
+thread-to-thread hand-over, a connection is taken from the group's queue only by a thread that is
+free to serve it, and an idle keep-alive connection holds no thread.
 
 Signals: TERM drain (serve what is queued, then stop), USR2 retire (stop taking work, hand idle
 keep-alive connections back to the group), INT/QUIT stop at once.
