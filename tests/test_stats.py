@@ -14,6 +14,7 @@ from conftest import Step, client_traffic, site_yaml, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from groupserver.control import send_command
+from groupserver.stats.advice import advise_group
 
 TWO_GROUPS = site_yaml(
     {"main": {"processes": 2, "threads": 2}, "admin": {"app": "lifecycle_app:application"}},
@@ -247,3 +248,29 @@ def test_queue_time_of_kept_alive_requests_counts_their_wait_for_the_thread(make
     main = json.loads(_get(address, "/stats")[2])["groups"]["main"]
     queue = main["latency_seconds"]["queue"]
     assert 0.11 < queue["mean"] < 0.3, queue
+
+
+def _group_stats(threads: int, limit: int, queue_p90: float) -> dict:
+    """The parts of one group's stats that advise reads: 2 workers, a busy peak of 2."""
+    worker = {"state": "ready", "involuntary_ctx_per_s": 10.0, "uss_bytes": 30 << 20}
+    return {
+        "name": "main",
+        "threads_per_process": threads,
+        "workers": [dict(worker, concurrency=limit), dict(worker, concurrency=limit)],
+        "concurrency": {"peak": 2, "mean": 1.0},
+        "latency_seconds": {"queue": {"p90": queue_p90}},
+        "capacity_utilisation": 0.9,
+        "backlog_max": 0,
+    }
+
+
+def test_advise_adds_processes_not_threads_when_the_concurrency_limit_holds_requests_back():
+    # Requests that queue behind a limit of 1 of 8 threads compute: threads would not help.
+    held_back = advise_group(_group_stats(threads=8, limit=1, queue_p90=0.08))
+    assert held_back["facts"]["concurrency_limit"] == 1
+    assert held_back["suggest"] == {"processes": 3, "threads": 8}
+    assert "runs 1 of its 8 threads at once" in held_back["text"]
+    # The same queue with every thread allowed: the requests block, and threads are cheap.
+    blocking = advise_group(_group_stats(threads=8, limit=8, queue_p90=0.08))
+    assert blocking["suggest"] == {"processes": 2, "threads": 12}
+    assert "threads are cheap here" in blocking["text"]

@@ -4,7 +4,9 @@ Rules of thumb, each stated in the advice so the operator can judge it:
 - Capacity should cover the observed peak concurrency with headroom (x1.5).
 - Requests that waited (backlog or queue time) mean too little capacity.
 - A high involuntary context-switch rate, or many threads per process, means threads fight over
-  the GIL: add processes rather than threads.
+  the GIL: add processes rather than threads. So does a worker whose concurrency limit is below
+  its threads: more threads would only wait behind the limit (`concurrency: auto` narrows it
+  for requests that compute).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
     workers = [w for w in g["workers"] if w["state"] == "ready"] or g["workers"]
     switches = max((w["involuntary_ctx_per_s"] for w in workers), default=0.0)
     uss = [w["uss_bytes"] for w in workers if w["uss_bytes"]]
+    limit = min((w.get("concurrency", threads) for w in workers), default=threads)
     facts = {
         "processes": processes,
         "threads": threads,
@@ -38,18 +41,23 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
         "queue_p90_seconds": queue_p90,
         "backlog_max": g["backlog_max"],
         "involuntary_ctx_per_s": switches,
+        "concurrency_limit": limit,
         "uss_per_worker_bytes": int(sum(uss) / len(uss)) if uss else 0,
     }
     need = max(1, math.ceil(peak * _HEADROOM))
     starved = g["backlog_max"] > 0 or queue_p90 > _QUEUE_P90
     if starved:
         need = max(need, capacity + max(1, capacity // 2))
-    contended = switches > _GIL_SWITCHES or threads > _MAX_THREADS
+    limited = limit < threads
+    contended = switches > _GIL_SWITCHES or threads > _MAX_THREADS or limited
     if need > capacity:
         if contended:
             new_threads = min(threads, _MAX_THREADS)
             new_processes = math.ceil(need / new_threads)
-            why = f"GIL contention ({switches:.0f} involuntary switches/s)"
+            if limited:
+                why = f"a worker runs {limit} of its {threads} threads at once (concurrency)"
+            else:
+                why = f"GIL contention ({switches:.0f} involuntary switches/s)"
         else:
             new_processes, new_threads = processes, math.ceil(need / processes)
             why = "threads are cheap here"
