@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -102,6 +105,12 @@ def test_computing_requests_run_one_at_a_time_and_all_are_served(make_server):
         count = load.served
         wait_for(lambda: load.served > count + 50, timeout=15)
         assert _limits(server) == [1]  # it stays there under the load
+        status = subprocess.run(
+            [sys.executable, "-m", "groupserver", "status", str(server.config), "--once",
+             "--workers"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert re.search(r"busy \d/4 limit 1 ", status.stdout), status.stdout  # shown per worker
     assert load.served and not load.failures, load.failures[:3]  # every response a 200
 
 

@@ -13,6 +13,12 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
 
+def _limit(worker: dict[str, Any]) -> str:
+    """" limit N" when the worker runs fewer requests at once than it has threads (concurrency)."""
+    limit = worker.get("concurrency", worker["threads"])
+    return f" limit {limit}" if limit < worker["threads"] else ""
+
+
 def render_table(doc: dict[str, Any], workers: bool = False) -> str:
     """A top-like table of the site's groups (and their workers when asked)."""
     gov = doc.get("memory_governor") or {}
@@ -41,7 +47,8 @@ def render_table(doc: dict[str, Any], workers: bool = False) -> str:
                 doing = f"{current['url']} {current['age_seconds']:.1f}s" if current else ""
                 lines.append(
                     f"  {w['pid']:<8}{w['state']:<9}{w['requests']:>8} req  "
-                    f"busy {w['busy_threads']}/{w['threads']}  uss {_mib(w['uss_bytes'])}  "
+                    f"busy {w['busy_threads']}/{w['threads']}{_limit(w)}  "
+                    f"uss {_mib(w['uss_bytes'])}  "
                     f"cpu {w['cpu_percent']:.0f}%  ctx {w['involuntary_ctx_per_s']:.0f}/s  {doing}"
                 )
     return "\n".join(lines)
