@@ -530,15 +530,20 @@ class WorkerServer:
         fresh: list[Connection] = []
         saw_channel = False
         backlog = False
-        most = self.concurrency.value
+        # New connections to take now: as many as could start at once beyond the work already
+        # waiting here, and at least one, so that they keep their turn among the kept-alive
+        # requests. More would hoard them: a sibling worker that is idle could serve them now,
+        # and a keep-alive connection stays with the worker that took it.
+        room = self.concurrency.value - self.busy - len(self.ready)
+        most = room if room > 1 else 1
         for fd, _ev in events:
             item = self.fd_items.get(fd)
             if item is _CHANNEL:
                 saw_channel = True
                 if self.taking:
-                    # New connections wait in the group's queue: take up to one per request this
-                    # worker may run, and when that many were there, look again before serving
-                    # what is ready (their wait began earlier, see _queue_ready).
+                    # New connections wait in the group's queue: take up to `most`, and when that
+                    # many were there, look again before serving what is ready (their wait began
+                    # earlier, see _queue_ready).
                     taken = 0
                     while taken < most:
                         handoff = self.channel.receive()
@@ -565,8 +570,7 @@ class WorkerServer:
                         conn.queue_start_us -= min(since, unwatched)
                     fresh.append(conn)
             elif self.taking and not self.at_capacity and fd in self.listeners:
-                # Like the channel: up to one per request it may run, and look again first when
-                # that many were there.
+                # Like the channel: up to `most`, and look again first when that many were there.
                 accepted = self._accept(item, most)
                 waited.extend(accepted)
                 backlog = backlog or len(accepted) == most
