@@ -544,14 +544,9 @@ class WorkerServer:
                     # New connections wait in the group's queue: take up to `most`, and when that
                     # many were there, look again before serving what is ready (their wait began
                     # earlier, see _queue_ready).
-                    taken = 0
-                    while taken < most:
-                        handoff = self.channel.receive()
-                        if handoff is None:
-                            break
-                        waited.append(handoff)
-                        taken += 1
-                    backlog = backlog or taken == most
+                    found = self._receive(most)
+                    waited.extend(found)
+                    backlog = backlog or len(found) == most
             elif item is _WAKE:
                 waited.append(_WAKE)
             elif isinstance(item, Connection):
@@ -571,9 +566,9 @@ class WorkerServer:
                     fresh.append(conn)
             elif self.taking and not self.at_capacity and fd in self.listeners:
                 # Like the channel: up to `most`, and look again first when that many were there.
-                accepted = self._accept(item, most)
-                waited.extend(accepted)
-                backlog = backlog or len(accepted) == most
+                found = self._accept(item, most)
+                waited.extend(found)
+                backlog = backlog or len(found) == most
         self.backlog = backlog
         if self.mode == "drain" and self.taking and not saw_channel:
             self._stop_taking()  # the queue is empty and the front is gone
@@ -584,6 +579,16 @@ class WorkerServer:
         if self.accept_paused_until and now >= self.accept_paused_until:
             self._resume_accepting()
         return waited, fresh
+
+    def _receive(self, most: int) -> list[Any]:
+        """Up to `most` connections handed to the group's channel (Handoff items)."""
+        found = []
+        for _ in range(most):
+            handoff = self.channel.receive()
+            if handoff is None:
+                break
+            found.append(handoff)
+        return found
 
     def _accept(self, lsock: socket.socket, most: int) -> list[_Accepted]:
         accepted = []
