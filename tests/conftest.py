@@ -23,6 +23,8 @@ from typing import NamedTuple
 import psutil
 import pytest
 
+from groupserver.control import send_command
+
 APPS = Path(__file__).parent / "apps"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,6 +155,22 @@ class RunningServer:
         status, _, data = self.request("GET", path, **kw)
         assert status == 200, (status, data)
         return json.loads(data)
+
+    def stats(self, timeout: float = 10.0) -> dict:
+        """The stats document, from the master's control socket (.SITE.ctl next to site.yaml)."""
+        site = re.search(r"^site:\s*(\S+)", self.config.read_text(), re.M)
+        assert site, "site.yaml names no site"
+        path = self.dir / f".{site.group(1)}.ctl"
+        return send_command(str(path), {"cmd": "stats"}, timeout=timeout)["stats"]
+
+    def cli(self, command: str, *args: str) -> subprocess.CompletedProcess:
+        """`python -m groupserver COMMAND site.yaml ARGS...`, its output captured as text."""
+        return subprocess.run(
+            [sys.executable, "-m", "groupserver", command, str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     def raw(self, data: bytes, timeout: float = 5.0) -> bytes:
         """Send raw bytes, read until the server closes (or timeout); return what came back."""

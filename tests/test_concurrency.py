@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
 import time
 
@@ -12,7 +10,6 @@ import pytest
 from conftest import Step, client_traffic, site_yaml, wait_for
 
 from groupserver.concurrency import ConcurrencyLimit
-from groupserver.control import send_command
 
 APP = "lifecycle_app:application"
 
@@ -88,7 +85,7 @@ def test_long_requests_let_one_more_in_when_blocked_or_computing_not_when_queuei
 
 
 def _limits(server) -> list[int]:
-    doc = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
+    doc = server.stats()
     return [w["concurrency"] for w in doc["groups"]["main"]["workers"]]
 
 
@@ -105,11 +102,7 @@ def test_computing_requests_run_one_at_a_time_and_all_are_served(make_server):
         count = load.served
         wait_for(lambda: load.served > count + 50, timeout=15)
         assert _limits(server) == [1]  # it stays there under the load
-        status = subprocess.run(
-            [sys.executable, "-m", "groupserver", "status", str(server.config), "--once",
-             "--workers"],
-            capture_output=True, text=True, timeout=30,
-        )
+        status = server.cli("status", "--once", "--workers")
         assert re.search(r"busy \d/4 limit 1 ", status.stdout), status.stdout  # shown per worker
     assert load.served and not load.failures, load.failures[:3]  # every response a 200
 

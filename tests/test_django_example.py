@@ -23,8 +23,6 @@ import pytest
 import yaml
 from conftest import ROOT, RunningServer, serving, wait_for
 
-from groupserver.control import send_command
-
 django = pytest.importorskip("django")
 
 EXAMPLE = ROOT / "examples" / "django_site"
@@ -118,17 +116,13 @@ class Browser:
         return headers["Location"]
 
 
-def stats(server: RunningServer) -> dict:
-    return send_command(str(server.dir / ".mysite.ctl"), {"cmd": "stats"})["stats"]
-
-
 def workers(doc: dict, group: str) -> list[dict]:
     return doc["groups"][group]["workers"]
 
 
 def settled_admin(server: RunningServer) -> dict | None:
     """Stats once the admin group is one ready worker that has its memory sampled."""
-    doc = stats(server)
+    doc = server.stats()
     admin = workers(doc, "admin")
     if len(admin) == 1 and admin[0]["state"] == "ready" and admin[0]["uss_bytes"] > 0:
         return doc
@@ -165,7 +159,7 @@ def test_admin_login_article_on_volume_export_memory_and_recycling(django_site):
     assert target == "/admin/" and "sessionid" in browser.cookies
     headers, index = browser.get("/admin/")
     assert headers["X-Group"] == "admin" and b"Site administration" in index
-    first_admin = workers(stats(server), "admin")[0]["pid"]
+    first_admin = workers(server.stats(), "admin")[0]["pid"]
 
     # Create an article through the admin's add form; "Save and continue" redirects to its page.
     title = "Written through the admin"
@@ -203,7 +197,7 @@ def test_admin_login_article_on_volume_export_memory_and_recycling(django_site):
 
     # The memory-hungry export, on the fresh admin worker.
     def sampled():
-        doc = stats(server)
+        doc = server.stats()
         return all(w["uss_bytes"] for g in ("main", "volume") for w in workers(doc, g)) and doc
 
     before = wait_for(sampled)
@@ -215,7 +209,7 @@ def test_admin_login_article_on_volume_export_memory_and_recycling(django_site):
     assert export.startswith(b"copy,id,title,published,body\r\n") and title.encode() in export
 
     def export_on_top():
-        doc = stats(server)
+        doc = server.stats()
         urls = doc["groups"]["admin"]["memory_by_url"]
         return doc if urls and urls[0]["path"] == EXPORT_PATH else None
 

@@ -30,8 +30,6 @@ from pathlib import Path
 import pytest
 from conftest import site_yaml, wait_for, wait_for_gone
 
-from groupserver.control import send_command
-
 pytestmark = pytest.mark.timeout(60)
 
 APP = "governor_app:application"
@@ -75,11 +73,6 @@ def logged_decisions(log: str) -> list[LoggedDecision]:
             )
         )
     return out
-
-
-def stats(server) -> dict:
-    """The stats document, from the control socket (<dir of site.yaml>/.testsite.ctl)."""
-    return send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
 
 
 def pss_of(pid: int) -> int:
@@ -256,8 +249,8 @@ def test_graceful_recycles_keep_the_site_under_upper_with_no_failed_request(make
             respawn_delay=0.5,
         )
     )
-    wait_for(lambda: all(sampled(g) for g in stats(server)["groups"].values()), timeout=5)
-    idle = stats(server)["memory_governor"]
+    wait_for(lambda: all(sampled(g) for g in server.stats()["groups"].values()), timeout=5)
+    idle = server.stats()["memory_governor"]
     assert idle["enabled"] and idle["source"] == "budget"
     assert idle["limit_bytes"] == BUDGET_A
     assert idle["used_bytes"] < LOWER_A * BUDGET_A / 2, idle  # the scenario needs headroom
@@ -275,10 +268,10 @@ def test_graceful_recycles_keep_the_site_under_upper_with_no_failed_request(make
     started = time.monotonic()
     with running(clients):
         while len(clients[0].results) < 40 and time.monotonic() < started + 15:
-            doc = stats(server)
+            doc = server.stats()
             samples.append((site_pss(server, doc), doc["memory_governor"].get("use", 0.0)))
             time.sleep(0.1)
-    doc = stats(server)
+    doc = server.stats()
     log = server.log()
     results = [r for c in clients for r in c.results]
     hog_requests = len(clients[0].results)
@@ -367,8 +360,8 @@ def _kill_site(make_server, mercy: float):
 
 def _push_past_upper(server, hold: float) -> tuple[int, threading.Thread, list[Result]]:
     """One hog request allocates 150 MiB and stays in flight `hold` seconds."""
-    wait_for(lambda: all(sampled(g) for g in stats(server)["groups"].values()), timeout=5)
-    assert stats(server)["memory_governor"]["use"] < LOWER_B
+    wait_for(lambda: all(sampled(g) for g in server.stats()["groups"].values()), timeout=5)
+    assert server.stats()["memory_governor"]["use"] < LOWER_B
     (hog_pid,) = group_pids(server, "hog")
     out: list[Result] = []
 
@@ -402,7 +395,7 @@ def test_pushed_past_upper_the_governor_kills_logs_and_counts_it(make_server):
 
     doc = wait_for(
         lambda: (
-            (d := stats(server))["memory_governor"]["decisions"].get("governor_kill")
+            (d := server.stats())["memory_governor"]["decisions"].get("governor_kill")
             and sum(restarts(d, "governor_kill").values()) >= 1
             and d
         )
@@ -411,7 +404,7 @@ def test_pushed_past_upper_the_governor_kills_logs_and_counts_it(make_server):
     assert restarts(doc, "governor_kill")[kill.group] >= 1
     thread.join(20)
     # the site recovers: every group serves again once the big request has gone
-    wait_for(lambda: stats(server)["memory_governor"]["use"] < LOWER_B, timeout=15)
+    wait_for(lambda: server.stats()["memory_governor"]["use"] < LOWER_B, timeout=15)
     assert server.get_json("/web/after")["path"] == "/web/after"
     assert server.get_json("/hog/after")["path"] == "/hog/after"
 
@@ -435,7 +428,7 @@ def test_with_no_mercy_the_worker_holding_the_memory_is_killed_in_its_request(ma
     # The web group was not killed; its requests all succeeded (its workers may have been
     # recycled gracefully while use was above upper, which drops no request).
     assert failures(steady.results) == [], show(failures(steady.results))
-    doc = stats(server)
+    doc = server.stats()
     assert restarts(doc, "governor_kill") == {"hog": 1, "web": 0}
     assert server.get_json("/hog/again")["pid"] != hog_pid
 
@@ -486,10 +479,10 @@ def test_the_higher_priority_group_is_recycled_first(make_server):
     would go first; by priority admin gives up its worker first (and that alone brings use back
     under lower: ~235 MiB -> ~180 MiB of a 200 MiB lower bound)."""
     server = _priority_site(make_server)
-    wait_for(lambda: all(sampled(g) for g in stats(server)["groups"].values()), timeout=5)
+    wait_for(lambda: all(sampled(g) for g in server.stats()["groups"].values()), timeout=5)
     admin_pid = server.get_json("/admin/grow?mb=60")["pid"]
-    wait_for(lambda: stats(server)["memory_governor"]["used_bytes"] > 100 * MiB, timeout=5)
-    assert stats(server)["memory_governor"]["use"] < 0.5
+    wait_for(lambda: server.stats()["memory_governor"]["used_bytes"] > 100 * MiB, timeout=5)
+    assert server.stats()["memory_governor"]["use"] < 0.5
     assert "memory governor: above" not in server.log()
     server.get_json("/reports/grow?mb=130")  # crosses lower (200 MiB)
     log = server.wait_log("memory governor: above lower bound", timeout=10)
@@ -505,7 +498,7 @@ def test_the_higher_priority_group_is_recycled_first(make_server):
 
 def test_no_respawn_storm_when_the_priority_group_has_nothing_left_to_give(make_server):
     server = _priority_site(make_server)
-    wait_for(lambda: all(sampled(g) for g in stats(server)["groups"].values()), timeout=5)
+    wait_for(lambda: all(sampled(g) for g in server.stats()["groups"].values()), timeout=5)
     server.get_json("/admin/grow?mb=40")
     reports_pid = server.get_json("/reports/grow?mb=175")["pid"]  # still above lower without
     server.wait_log("memory governor: above lower bound", timeout=10)  # admin's 40 MiB
@@ -534,9 +527,9 @@ def test_budget_mode_counts_every_process_of_the_site(make_server):
             interval=0.1,
         )
     )
-    wait_for(lambda: all(sampled(g) for g in stats(server)["groups"].values()), timeout=5)
+    wait_for(lambda: all(sampled(g) for g in server.stats()["groups"].values()), timeout=5)
     time.sleep(0.5)  # idle: memory is steady, the governor has had several rounds
-    seen = stats(server)["memory_governor"]["used_bytes"]
+    seen = server.stats()["memory_governor"]["used_bytes"]
     actual = tree_pss(server)
     assert abs(seen - actual) < 2 * MiB, (seen >> 20, actual >> 20)
 
@@ -669,7 +662,7 @@ def test_cgroup_mode_measures_the_cgroup_against_memory_max(limited_cgroup, make
     try:
         assert "memory governor: source cgroup" in server.log()
         assert f"0::/{limited_cgroup.name}" in Path(f"/proc/{server.pid}/cgroup").read_text()
-        gov = wait_for(lambda: "use" in (g := stats(server)["memory_governor"]) and g)
+        gov = wait_for(lambda: "use" in (g := server.stats()["memory_governor"]) and g)
         assert gov["source"] == "cgroup" and gov["limit_bytes"] == 512 * MiB
         current = int((limited_cgroup / "memory.current").read_text())
         assert abs(gov["used_bytes"] - current) < 64 * MiB
@@ -680,7 +673,7 @@ def test_cgroup_mode_measures_the_cgroup_against_memory_max(limited_cgroup, make
         decision = logged_decisions(log)[0]
         assert decision.source == "cgroup" and decision.limit_mib == 512
         assert decision.group == "hog" and decision.action == "recycling"
-        wait_for(lambda: restarts(stats(server), "governor")["hog"] >= 1, timeout=10)
+        wait_for(lambda: restarts(server.stats(), "governor")["hog"] >= 1, timeout=10)
         assert "killing worker" not in server.log()
     finally:
         server.stop()

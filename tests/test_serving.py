@@ -13,8 +13,6 @@ import psutil
 import pytest
 from conftest import Step, client_traffic, site_yaml, split_responses, wait_for
 
-from groupserver.control import send_command
-
 PARTITIONED = site_yaml(
     {
         "main": {"processes": 1, "threads": 5},
@@ -320,7 +318,7 @@ def test_a_burst_of_keep_alive_clients_is_shared_between_the_workers(make_server
     )
 
     def held() -> list[int]:
-        doc = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
+        doc = server.stats()
         return sorted(w["connections"] for w in doc["groups"]["main"]["workers"])
 
     wait_for(lambda: len(held()) == 2, timeout=20)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 
@@ -37,15 +35,6 @@ def _get(address, path: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
         return resp.status, resp.getheader("Content-Type", ""), resp.read()
     finally:
         conn.close()
-
-
-def _cli(server, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "groupserver", *args[:1], str(server.config), *args[1:]],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
 
 
 def _drive_known_traffic(server) -> None:
@@ -134,24 +123,24 @@ def test_status_once_json_and_advise_print_their_fields(make_server):
     _drive_known_traffic(server)
     wait_for(
         lambda: (
-            json.loads(_cli(server, "status", "--once", "--json").stdout)["groups"]["main"][
+            json.loads(server.cli("status", "--once", "--json").stdout)["groups"]["main"][
                 "requests_total"
             ]
             == 8
         )
     )
-    table = _cli(server, "status", "--once", "--workers")
+    table = server.cli("status", "--once", "--workers")
     assert table.returncode == 0
     assert re.search(r"^main\s+2\s+2\s", table.stdout, re.M)
     assert re.search(r"^admin\s+1\s+1\s", table.stdout, re.M)
-    advice = _cli(server, "advise")
+    advice = server.cli("advise")
     assert advice.returncode == 0
     assert re.search(
         r"^main: peak \d+ of 4 threads busy.*suggest processes: \d+, threads: \d+$",
         advice.stdout,
         re.M,
     ), advice.stdout
-    structured = json.loads(_cli(server, "advise", "--json").stdout)
+    structured = json.loads(server.cli("advise", "--json").stdout)
     assert {a["group"] for a in structured} == {"main", "admin"}
     for item in structured:
         assert {
@@ -172,7 +161,7 @@ def test_memory_growth_is_attributed_to_the_url_that_allocates(make_server):
         server.request("GET", "/admin/alloc?mb=30")
 
     def top():
-        doc = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
+        doc = server.stats()
         urls = doc["groups"]["admin"]["memory_by_url"]
         return urls if urls and urls[0]["count"] == 3 else None
 
@@ -190,7 +179,7 @@ def test_memory_by_url_counts_a_transient_allocation_freed_before_the_response(m
     server.request("GET", "/admin/small")
 
     def top():
-        doc = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
+        doc = server.stats()
         urls = doc["groups"]["admin"]["memory_by_url"]
         return urls or None
 
@@ -204,27 +193,27 @@ def test_memory_by_url_counts_a_transient_allocation_freed_before_the_response(m
 def test_ctl_scale_recycle_reload_and_stop(make_server):
     server = make_server(TWO_GROUPS)
     pids = {p.pid for p in server.processes_titled("(wsgi:main)")}
-    assert _cli(server, "ctl", "scale", "main", "3").returncode == 0
+    assert server.cli("ctl", "scale", "main", "3").returncode == 0
     wait_for(lambda: len(server.processes_titled("(wsgi:main)")) == 3)
-    assert _cli(server, "ctl", "scale", "main", "1").returncode == 0
+    assert server.cli("ctl", "scale", "main", "1").returncode == 0
     wait_for(lambda: len(server.processes_titled("(wsgi:main)")) == 1)
     (admin,) = server.processes_titled("(wsgi:admin)")
-    assert _cli(server, "ctl", "recycle", "admin").returncode == 0
+    assert server.cli("ctl", "recycle", "admin").returncode == 0
     wait_for(
         lambda: (
             [p for p in server.processes_titled("(wsgi:admin)") if p.pid != admin.pid]
             and admin.pid not in {p.pid for p in server.processes_titled("(wsgi:admin)")}
         )
     )
-    doc = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"})["stats"]
+    doc = server.stats()
     assert doc["groups"]["admin"]["restarts"] == {"control": 1}
     assert doc["groups"]["admin"]["recent_recycles"][0]["pid"] == admin.pid
-    bad = _cli(server, "ctl", "scale", "nope", "2")
+    bad = server.cli("ctl", "scale", "nope", "2")
     assert bad.returncode == 1 and "no such group" in bad.stderr
-    assert _cli(server, "ctl", "reload").returncode == 0
+    assert server.cli("ctl", "reload").returncode == 0
     server.wait_log("reload: generation 1 serving")
     assert not pids & {p.pid for p in server.processes_titled("(wsgi:main)")}
-    assert _cli(server, "ctl", "stop").returncode == 0
+    assert server.cli("ctl", "stop").returncode == 0
     server.proc.wait(20)
     assert server.proc.returncode == 0
     time.sleep(0.1)
