@@ -31,7 +31,7 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
     workers = [w for w in g["workers"] if w["state"] == "ready"] or g["workers"]
     switches = max((w["involuntary_ctx_per_s"] for w in workers), default=0.0)
     uss = [w["uss_bytes"] for w in workers if w["uss_bytes"]]
-    limit = min((w.get("concurrency", threads) for w in workers), default=threads)
+    limit = min((w["concurrency"] for w in workers), default=threads)
     facts = {
         "processes": processes,
         "threads": threads,

@@ -14,8 +14,8 @@ def _ms(seconds: float | None) -> str:
 
 
 def _limit(worker: dict[str, Any]) -> str:
-    """" limit N" when the worker runs fewer requests at once than it has threads (concurrency)."""
-    limit = worker.get("concurrency", worker["threads"])
+    """' limit N' when the worker runs fewer requests at once than it has threads (concurrency)."""
+    limit = worker["concurrency"]
     return f" limit {limit}" if limit < worker["threads"] else ""
 
 
