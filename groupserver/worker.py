@@ -257,13 +257,15 @@ _TCP_INFO_SIZE = 56
 _TCPI_LAST_DATA_RECV = 52  # tcp_info: 8 bytes of u8 fields, then 11 u32 before it
 
 
-def _ms_since_data(sock: socket.socket) -> int:
-    """Milliseconds since the last bytes arrived on a TCP connection (jiffies precision)."""
+def _arrived_us(sock: socket.socket, now: int, within: int | None = None) -> int:
+    """When the last bytes arrived on a TCP connection (now_us() clock, from tcp_info's
+    milliseconds since then: jiffies precision), but at most `within` µs before now."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
     except OSError:
-        return 0
-    return int.from_bytes(info[_TCPI_LAST_DATA_RECV:_TCP_INFO_SIZE], "little")
+        return now
+    since = int.from_bytes(info[_TCPI_LAST_DATA_RECV:_TCP_INFO_SIZE], "little") * 1000
+    return now - (since if within is None else min(since, within))
 
 
 class WorkerServer:
@@ -559,10 +561,10 @@ class WorkerServer:
                 if conn is not None:
                     # Its request waits for a thread from now, or from its arrival when that
                     # was while nobody polled (TCP knows it to a few ms).
-                    conn.queue_start_us = stamp
                     if unwatched > _UNWATCHED_US and conn.local is not None:
-                        since = _ms_since_data(conn.sock) * 1000
-                        conn.queue_start_us -= min(since, unwatched)
+                        conn.queue_start_us = _arrived_us(conn.sock, stamp, unwatched)
+                    else:
+                        conn.queue_start_us = stamp
                     fresh.append(conn)
             elif self.taking and not self.at_capacity and fd in self.listeners:
                 # Like the channel: up to `most`, and look again first when that many were there.
@@ -608,7 +610,7 @@ class WorkerServer:
                 break
             if local is not None:  # TCP: the head waited in the kernel's accept queue since
                 peer = addr[:2]  # it arrived (queue_timeout, and its place among ready work)
-                start = now_us() - _ms_since_data(sock) * 1000
+                start = _arrived_us(sock, now_us())
             else:
                 peer, start = None, now_us()
             accepted.append(_Accepted(sock, peer, local, start))
