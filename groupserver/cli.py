@@ -107,16 +107,20 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
                 for item in advice:
                     print(item["text"])
             return 0
+        # On a terminal each refresh replaces the last; elsewhere (a pipe, a file) the tables
+        # follow one another, a blank line apart, with no screen-clearing codes in the text.
+        on_screen = sys.stdout.isatty() and not args.once
+        before = "\x1b[H\x1b[2J" if on_screen else ""
         while True:
             doc = ask({"cmd": "stats"})["stats"]
             if args.json:
                 print(json.dumps(doc, indent=1 if args.once else None), flush=True)
             else:
-                if not args.once:
-                    print("\x1b[H\x1b[2J", end="")
-                print(render_table(doc, args.workers), flush=True)
+                print(before + render_table(doc, args.workers), flush=True)
             if args.once:
                 return 0
+            if not on_screen:
+                before = "\n"
             time.sleep(args.interval)
     except (OSError, RuntimeError) as exc:
         print(f"groupserver {args.command}: {path}: {exc}", file=sys.stderr)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
 import time
 
@@ -116,6 +120,55 @@ def test_stats_answer_while_every_worker_is_busy(make_server):
     reply = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"}, timeout=2)
     assert reply["ok"]
     hung.join(20)
+
+
+def _live_status(server, stdout) -> subprocess.Popen:
+    """`status --interval 0.2` writing to stdout (a pipe or a terminal), until stopped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "groupserver", "status", str(server.config), "--interval", "0.2"],
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _read_for(fd: int, seconds: float) -> bytes:
+    """What arrives on fd for that long."""
+    chunks = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if select.select([fd], [], [], left)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # a terminal whose other side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_live_status_clears_a_terminal_and_appends_to_a_pipe(make_server):
+    server = make_server(site_yaml({"main": {}}))
+    piped = _live_status(server, subprocess.PIPE)
+    try:
+        out = _read_for(piped.stdout.fileno(), 1.5)
+    finally:
+        piped.kill()
+        piped.wait(5)
+        piped.stdout.close()
+    assert out.count(b"GROUP ") >= 3, out
+    assert b"\x1b" not in out
+    assert b"\n\nsite testsite " in out  # later tables follow a blank line
+    controller, terminal = os.openpty()
+    on_tty = _live_status(server, terminal)
+    os.close(terminal)
+    try:
+        out = _read_for(controller, 1.5)
+    finally:
+        on_tty.kill()
+        on_tty.wait(5)
+        os.close(controller)
+    assert out.count(b"\x1b[H\x1b[2J") >= 3, out
 
 
 def test_status_once_json_and_advise_print_their_fields(make_server):
