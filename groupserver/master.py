@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import os
 import select
 import signal
@@ -73,6 +74,7 @@ from groupserver.supervision import (
     describe_status,
 )
 from groupserver.systemd import Notifier, inherited_sockets
+from groupserver.unavailable import refuse_accepted, refuse_queued
 from groupserver.warmup import rehearse_logging
 from groupserver.worker import (
     EXIT_APP_LOAD_FAILED,
@@ -463,6 +465,7 @@ class Master:
         self.stats.tick(now)
         for service in self.services:
             service.sweep(now)
+        self._answer_for_failing_groups(now)
         if self.governor is not None and now >= self.governor_next and not self.stopping:
             self.governor_next = now + self.config.memory_governor.interval
             self._govern(now)
@@ -504,6 +507,28 @@ class Master:
             )
             log.info("ready: %s", summary)
             self.notifier.notify("READY=1", f"STATUS=serving {summary}", f"MAINPID={os.getpid()}")
+
+    def _answer_for_failing_groups(self, now: float) -> None:
+        """A failing group with no ready worker: the master answers 503 for it (unavailable.py)."""
+        for group in self.config.groups:
+            if not self.group_failing(group) or self.ready_workers(group):
+                continue
+            state = self.groups[group]
+            retry_after = max(1, math.ceil(state.workers_backoff.next_spawn - now))
+            queued = refuse_queued(self.channels[group], retry_after)
+            state.totals.taken += queued  # out of the queue: not backlog any more
+            answered = queued
+            if group == self.config.accepting_group:
+                answered += refuse_accepted(self.listeners, retry_after)
+            if answered:
+                if not state.refused:
+                    log.warning(
+                        "group %s is failing: answering its requests with 503 until one of its "
+                        "workers is ready",
+                        group,
+                    )
+                state.refused += answered
+                state.totals.shed_unavailable += answered
 
     def _maintain_group(self, group: str, now: float) -> None:
         state = self.groups[group]
@@ -911,6 +936,15 @@ class Master:
             if state is None:
                 return
             state.workers_backoff.failures = 0
+            if state.refused:
+                log.info(
+                    "group %s: %s is ready; %d requests were answered 503 while the group was "
+                    "failing",
+                    child.group,
+                    child.describe(),
+                    state.refused,
+                )
+                state.refused = 0
             waiting = [
                 c
                 for c in self.children.values()

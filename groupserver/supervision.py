@@ -74,6 +74,7 @@ class GroupState:
     totals: Slot = field(default_factory=Slot)  # counters of workers that are gone
     last_taken: dict[int, int] = field(default_factory=dict)
     memory_by_url: dict[str, list[int]] = field(default_factory=dict)  # of finished workers
+    refused: int = 0  # requests answered 503 while failing, since it last had a ready worker
 
 
 def backoff(failures: int) -> float:

@@ -427,7 +427,51 @@ def test_a_group_whose_app_cannot_load_backs_off_without_hurting_others(make_ser
         ),
         wait_ready=False,
     )
+    early = socket.create_connection((server.host, server.port), timeout=10)
+    early.sendall(b"GET /broken/early HTTP/1.1\r\nHost: x\r\n\r\n")  # queued for it
     server.wait_log("died at start-up", count=2)
     assert "cannot import no_such_module" in server.log()
     assert server.get_json("/fine")["group"] == "main"
     assert "replacing it in 1.0s" in server.log()  # exponential back-off: 0.5s, 1s, ...
+    # Once it is failing, what waits for it and what comes later gets a 503 at once, instead
+    # of waiting for a worker that does not come.
+    server.wait_log("group broken is failing: answering its requests with 503")
+    assert _read_to_close(early).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    started = time.monotonic()
+    status, headers, _ = server.request("GET", "/broken/later", timeout=5)
+    assert status == 503 and int(headers["Retry-After"]) >= 1
+    assert time.monotonic() - started < 2  # the master looks about four times a second
+    broken = server.stats()["groups"]["broken"]
+    assert broken["failing"] and broken["shed"]["unavailable"] == 2
+    assert broken["backlog"] == 0  # the answered ones left its queue
+    assert server.get_json("/fine")["group"] == "main"
+
+
+def _read_to_close(sock: socket.socket) -> bytes:
+    chunks = []
+    with sock:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_site_whose_group_accepts_answers_503_while_it_fails_then_serves(make_server):
+    # One group: its workers accept from the listeners, so while none can start nobody would.
+    server = make_server(
+        site_yaml({"main": {"app": "fixable_app:application", "python_path": ["."]}}),
+        start=False,
+    )
+    app = server.dir / "fixable_app.py"
+    app.write_text('raise ImportError("this app is broken")\n')
+    server.start(wait_ready=False)
+    early = socket.create_connection((server.host, server.port), timeout=10)
+    early.sendall(b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n")  # in the accept queue
+    server.wait_log("group main is failing: answering its requests with 503")
+    assert _read_to_close(early).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    status, headers, _ = server.request("GET", "/later", timeout=5)
+    assert status == 503 and int(headers["Retry-After"]) >= 1
+    assert server.stats()["groups"]["main"]["shed"]["unavailable"] == 2
+    app.write_text("from echo_app import application  # noqa: F401\n")  # mended
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: server.request("GET", "/fine", timeout=5)[0] == 200, timeout=20)
+    server.wait_log("requests were answered 503 while the group was failing")

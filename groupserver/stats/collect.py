@@ -202,7 +202,11 @@ def group_document(
         },
         "backlog": backlog,
         "backlog_max": tracker.backlog_max,
-        "shed": {"queue_timeout": totals.shed_queue, "limits": totals.shed_limits},
+        "shed": {
+            "queue_timeout": totals.shed_queue,
+            "limits": totals.shed_limits,
+            "unavailable": totals.shed_unavailable,
+        },
         "restarts": dict(restarts),
         "recent_recycles": recent,
         "memory_by_url": urls,

@@ -79,7 +79,7 @@ _GROUP_COUNTS = (
     ("groupserver_responses_total", "Responses by status class.", "responses", "status"),
     (
         "groupserver_shed_total",
-        "Requests refused by queue_timeout or by limits.",
+        "Requests refused by queue_timeout, by limits, or while the group was failing.",
         "shed",
         "reason",
     ),
