@@ -392,6 +392,7 @@ class Master:
         self.front_backoff.next_spawn = 0.0
         for state in self.groups.values():
             state.workers_backoff.next_spawn = 0.0
+            state.preload_backoff.next_spawn = 0.0
         log.info("reload: starting generation %d", self.generation)
 
     def handle_ttin(self) -> None:
@@ -514,7 +515,8 @@ class Master:
             if not self.group_failing(group) or self.ready_workers(group):
                 continue
             state = self.groups[group]
-            retry_after = max(1, math.ceil(state.workers_backoff.next_spawn - now))
+            next_start = max(state.workers_backoff.next_spawn, state.preload_backoff.next_spawn)
+            retry_after = max(1, math.ceil(next_start - now))
             queued = refuse_queued(self.channels[group], retry_after)
             state.totals.taken += queued  # out of the queue: not backlog any more
             answered = queued
@@ -1051,20 +1053,24 @@ class Master:
             state = self.groups.setdefault(child.group or "", GroupState())
             kind = state.preload_backoff if child.role == "preloader" else state.workers_backoff
             delay = kind.record_exit(died_at_start, now)
-            if child.role == "worker" and self.group_failing(child.group or ""):
+            if kind.failures >= FAILING_AFTER:
                 log.error(
-                    "group %s is failing: %d workers in a row died at start-up",
+                    "group %s is failing: %d %ss in a row died at start-up",
                     child.group,
-                    state.workers_backoff.failures,
+                    kind.failures,
+                    child.role,
                 )
         when = f"; replacing it in {delay:.1f}s" if delay else "; replacing it"
         stage = "at start-up" if died_at_start else "unexpectedly"
         log.error("%s died %s (%s)%s", child.describe(), stage, how, when)
 
     def group_failing(self, group: str) -> bool:
-        """Whether the group's workers keep dying at start-up."""
+        """Whether the group's workers (or its preloader) keep dying at start-up."""
         state = self.groups.get(group)
-        return state is not None and state.workers_backoff.failures >= FAILING_AFTER
+        return state is not None and (
+            state.workers_backoff.failures >= FAILING_AFTER
+            or state.preload_backoff.failures >= FAILING_AFTER
+        )
 
 
 def _version() -> str:

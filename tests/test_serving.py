@@ -455,10 +455,14 @@ def _read_to_close(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def test_a_site_whose_group_accepts_answers_503_while_it_fails_then_serves(make_server):
+@pytest.mark.parametrize("preload", [False, True], ids=["import", "preload"])
+def test_a_site_whose_group_accepts_answers_503_while_it_fails_then_serves(make_server, preload):
     # One group: its workers accept from the listeners, so while none can start nobody would.
+    # With preload, the preloader is what keeps dying.
     server = make_server(
-        site_yaml({"main": {"app": "fixable_app:application", "python_path": ["."]}}),
+        site_yaml(
+            {"main": {"app": "fixable_app:application", "python_path": ["."], "preload": preload}}
+        ),
         start=False,
     )
     app = server.dir / "fixable_app.py"
