@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import threading
 import time
+import urllib.request
 
 import psutil
 import pytest
@@ -424,6 +426,7 @@ def test_a_group_whose_app_cannot_load_backs_off_without_hurting_others(make_ser
         site_yaml(
             {"main": {"processes": 1, "threads": 1}, "broken": {"app": "no_such_module:app"}},
             routes="- prefix: /broken\n  group: broken",
+            extra="stats: {listen: '127.0.0.1:0'}",
         ),
         wait_ready=False,
     )
@@ -445,6 +448,13 @@ def test_a_group_whose_app_cannot_load_backs_off_without_hurting_others(make_ser
     assert broken["failing"] and broken["shed"]["unavailable"] == 2
     assert broken["backlog"] == 0  # the answered ones left its queue
     assert server.get_json("/fine")["group"] == "main"
+    stats_at = re.search(r"stats on (127\.0\.0\.1:\d+)", server.log())
+    assert stats_at
+    with urllib.request.urlopen(f"http://{stats_at.group(1)}/metrics", timeout=5) as page:
+        metrics = page.read().decode()
+    assert 'groupserver_failing{group="broken"} 1' in metrics
+    assert 'groupserver_failing{group="main"} 0' in metrics
+    assert 'groupserver_shed_total{group="broken",reason="unavailable"} 2' in metrics
 
 
 def _read_to_close(sock: socket.socket) -> bytes:

@@ -85,6 +85,8 @@ def test_stats_and_metrics_count_known_traffic_exactly(make_server):
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     requests = {s.labels["group"]: s.value for s in families["groupserver_requests"].samples}
     assert requests == {"main": 8, "admin": 3}
+    failing = {s.labels["group"]: s.value for s in families["groupserver_failing"].samples}
+    assert failing == {"main": 0, "admin": 0}
     responses = {
         (s.labels["group"], s.labels["status"]): s.value
         for s in families["groupserver_responses"].samples

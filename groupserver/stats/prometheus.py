@@ -63,6 +63,12 @@ def _number(value: float) -> str:
 # Per-group figures taken straight from the stats document: (metric, type, help, key).
 _GROUP_VALUES = (
     ("groupserver_requests_total", "counter", "Requests served.", "requests_total"),
+    (
+        "groupserver_failing",
+        "gauge",
+        "1 while the group's workers (or its preloader) keep dying at start-up.",
+        "failing",
+    ),
     ("groupserver_busy_threads", "gauge", "Request threads serving now.", "busy_threads"),
     ("groupserver_idle_threads", "gauge", "Request threads free now.", "idle_threads"),
     (
