@@ -77,6 +77,7 @@ from groupserver.systemd import Notifier, inherited_sockets
 from groupserver.unavailable import refuse_accepted, refuse_queued
 from groupserver.warmup import rehearse_logging
 from groupserver.worker import (
+    DUMP_STACKS,
     EXIT_APP_LOAD_FAILED,
     GroupPlan,
     WorkerSpec,
@@ -472,7 +473,8 @@ class Master:
             self._govern(now)
         for child in list(self.children.values()):
             if child.kill_at is not None and now >= child.kill_at:
-                log.warning("%s did not stop in time; killing it", child.describe())
+                if not child.stuck:  # a stuck one was announced by _check_responsive
+                    log.warning("%s did not stop in time; killing it", child.describe())
                 self._signal(child, signal.SIGKILL)
                 child.kill_at = None
             elif not child.ready and child.role == "worker" and child.kill_at is None:
@@ -486,6 +488,8 @@ class Master:
                     child.reason = "startup_timeout"
                     self._signal(child, signal.SIGKILL)
                     child.kill_at = now + 5
+            elif child.role == "worker" and child.kill_at is None:
+                self._check_responsive(child, now)
         if self.stopping:
             self._maintain_stop(now)
             return
@@ -508,6 +512,34 @@ class Master:
             )
             log.info("ready: %s", summary)
             self.notifier.notify("READY=1", f"STATUS=serving {summary}", f"MAINPID={os.getpid()}")
+
+    def _check_responsive(self, child: Child, now: float) -> None:
+        """Kill a ready worker whose watch loop has not run for its group's request_timeout.
+
+        The watch loop (the worker's main thread) is what enforces request_timeout. A request
+        stuck in C code that keeps the GIL (a runaway regular expression, say) stops it too, and
+        then the whole worker hangs with every connection it holds. Its stacks go to stderr
+        first (faulthandler, DUMP_STACKS), and it is killed a second later.
+        """
+        cfg = self.config.groups.get(child.group or "")
+        if cfg is None or cfg.request_timeout is None or child.pid <= 0 or child.stuck:
+            return
+        beat = self.scoreboard[child.slot].heartbeat
+        if not beat or now - beat <= cfg.request_timeout:
+            return
+        log.error(
+            "%s: its watchdog has not run for %.1fs, over request_timeout %gs (a request holds "
+            "the GIL in C code, or the process is stopped); its threads' stacks follow on "
+            "stderr, and it is killed in 1s",
+            child.describe(),
+            now - beat,
+            cfg.request_timeout,
+        )
+        child.reason = "request_timeout"
+        child.stuck = True
+        child.retiring = True  # its replacement starts now
+        self._signal(child, DUMP_STACKS)
+        child.kill_at = now + 1.0
 
     def _answer_for_failing_groups(self, now: float) -> None:
         """A failing group with no ready worker: the master answers 503 for it (unavailable.py)."""

@@ -104,6 +104,7 @@ class Slot(ctypes.Structure):
         ("generation", ctypes.c_uint16),
         ("started", ctypes.c_double),  # time.time() at fork
         ("last_active", ctypes.c_double),  # time.time() of the last request that counts
+        ("heartbeat", ctypes.c_double),  # time.monotonic() of the worker's last watch round
         ("current_start", ctypes.c_double),  # oldest request in flight (0: none)
         ("requests", ctypes.c_uint64),
         ("taken", ctypes.c_uint64),  # connections taken from the group's channel

@@ -33,6 +33,7 @@ class Child:
     awaiting_replacement: bool = False
     reason: str = ""
     kill_at: float | None = None
+    stuck: bool = False  # its watch loop stopped (see Master._check_responsive)
     pending: bytes = b""
     control: socket.socket | None = None  # preloader: where spawn requests go
 

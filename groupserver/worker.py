@@ -16,6 +16,7 @@ keep-alive connections back to the group), INT/QUIT stop at once.
 from __future__ import annotations
 
 import errno
+import faulthandler
 import gc
 import logging
 import os
@@ -60,6 +61,7 @@ from groupserver.wsgi import Connection, FileWrapper, base_environ_for, run_app
 log = logging.getLogger("groupserver.worker")
 
 EXIT_APP_LOAD_FAILED = 3
+DUMP_STACKS = signal.SIGWINCH  # from the master: print every thread's stack on stderr
 
 _EPOLLIN = select.EPOLLIN
 # Keep-alive connections stay registered, edge-triggered, from adoption to close: no epoll_ctl
@@ -207,6 +209,11 @@ def import_group_app(site: SiteConfig, group_name: str) -> Callable[..., Any]:
 def run_worker(spec: WorkerSpec, app: Callable[..., Any] | None = None) -> None:
     """Body of a worker process (app given when a preloading parent imported it); never returns."""
     group = spec.site.groups[spec.group]
+    # Python stacks of every thread on stderr when C code crashes the worker, or when the master
+    # asks (DUMP_STACKS) before it kills a worker stuck with the GIL held. faulthandler writes
+    # them from its C signal handler, without the GIL.
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(DUMP_STACKS, all_threads=True)
     set_process_title(group.title(spec.group), f"wsgi:{spec.group}")
     os.write(spec.status_fd, b"pid %d\n" % os.getpid())
     try:
@@ -368,6 +375,7 @@ class WorkerServer:
         slot.threads = self.threads
         slot.concurrency = self.concurrency.value
         slot.last_active = time.time()
+        slot.heartbeat = time.monotonic()  # before "ready": a request may get stuck at once
         for n in range(self.threads):
             threading.Thread(target=self._thread_main, name=f"request-{n}", daemon=True).start()
         watch = WorkerWatch(self, self.policy, slot)
@@ -377,6 +385,7 @@ class WorkerServer:
         last, cpu_last = time.monotonic(), time.process_time()
         while not self.done.wait(0.1):
             now = time.monotonic()
+            slot.heartbeat = now  # the master kills a worker whose watch stops (request_timeout)
             watch.tick(now)
             cpu_now = time.process_time()
             slot.concurrency = self.concurrency.adjust(now - last, cpu_now - cpu_last)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import random
 import re
 import signal
@@ -110,6 +111,25 @@ def test_request_timeout_answers_504_logs_the_stack_and_recycles_the_worker(make
     assert "GET /sleep?s=20" in log and "lifecycle_app.py" in log and "time.sleep" in log
     wait_for(lambda: first not in _pids(server), timeout=10)  # killed after graceful_timeout
     assert server.get_json("/after")["pid"] != first
+
+
+def test_a_worker_stuck_holding_the_gil_is_killed_after_request_timeout(make_server):
+    # C code that keeps the GIL stops the worker's own watchdog too: the master sees its watch
+    # loop stop, has it print its threads' stacks, kills it and starts another.
+    server = make_server(
+        site_yaml({"main": {"app": APP, "threads": 2, "request_timeout": 1, "graceful_timeout": 1}})
+    )
+    first = server.get_json("/x")["pid"]
+    started = time.monotonic()
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        server.request("GET", "/hold-gil?s=60", timeout=30)  # closed without an answer
+    assert time.monotonic() - started < 15  # not the 60 s the request would hold the worker
+    log = server.wait_log("its watchdog has not run for")
+    assert "over request_timeout 1s" in log
+    assert 'lifecycle_app.py", line' in log and "in _serve" in log  # faulthandler's stacks
+    wait_for(lambda: first not in _pids(server), timeout=10)
+    assert server.get_json("/after")["pid"] != first
+    assert server.stats()["groups"]["main"]["restarts"].get("request_timeout") == 1
 
 
 @pytest.mark.parametrize("accept", ["front", "main"])

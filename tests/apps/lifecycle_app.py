@@ -1,5 +1,6 @@
-"""Test application for lifecycle tests: memory growth, slow and computing requests, its pid."""
+"""Test application for lifecycle tests: memory growth; slow, computing, stuck requests; pid."""
 
+import ctypes
 import json
 import os
 import threading
@@ -39,6 +40,8 @@ def _serve(environ, start_response):
         del block  # keep=0: a transient need, given back before the response
     if path.startswith("/sleep"):
         time.sleep(float(query.get("s", ["1"])[0]))
+    if path.startswith("/hold-gil"):  # stuck in C code that keeps the GIL (as a runaway regex)
+        ctypes.PyDLL(None).sleep(int(query.get("s", ["1"])[0]))
     body = json.dumps({"pid": os.getpid(), "path": path, "most_at_once": _running[1]}).encode()
     start_response(
         "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
