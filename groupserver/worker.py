@@ -61,7 +61,10 @@ from groupserver.wsgi import Connection, FileWrapper, base_environ_for, run_app
 log = logging.getLogger("groupserver.worker")
 
 EXIT_APP_LOAD_FAILED = 3
-DUMP_STACKS = signal.SIGWINCH  # from the master: print every thread's stack on stderr
+# From the master: print every thread's stack on stderr. Not SIGWINCH: a terminal sends that to
+# the whole foreground process group, workers included, each time it is resized. SIGURG comes
+# only to a socket's owner (F_SETOWN, never set here), and its default action is to ignore it.
+DUMP_STACKS = signal.SIGURG
 
 _EPOLLIN = select.EPOLLIN
 # Keep-alive connections stay registered, edge-triggered, from adoption to close: no epoll_ctl
