@@ -213,10 +213,12 @@ def run_worker(spec: WorkerSpec, app: Callable[..., Any] | None = None) -> None:
     """Body of a worker process (app given when a preloading parent imported it); never returns."""
     group = spec.site.groups[spec.group]
     # Python stacks of every thread on stderr when C code crashes the worker, or when the master
-    # asks (DUMP_STACKS) before it kills a worker stuck with the GIL held. faulthandler writes
-    # them from its C signal handler, without the GIL.
+    # asks (DUMP_STACKS, only with request_timeout) before it kills a worker stuck with the GIL
+    # held. faulthandler writes them from its C signal handler, without the GIL. (The handler
+    # for DUMP_STACKS costs a worker ~36 KiB of USS, so only the groups that need it have it.)
     faulthandler.enable(all_threads=True)
-    faulthandler.register(DUMP_STACKS, all_threads=True)
+    if group.request_timeout is not None:
+        faulthandler.register(DUMP_STACKS, all_threads=True)
     set_process_title(group.title(spec.group), f"wsgi:{spec.group}")
     os.write(spec.status_fd, b"pid %d\n" % os.getpid())
     try:
