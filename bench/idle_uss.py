@@ -59,8 +59,10 @@ def find_worker(server: run.Server, proc: subprocess.Popen[bytes], timeout: floa
     raise RuntimeError(f"{server.name}: no worker after {timeout:.0f}s")
 
 
-def measure(procs: run.Processes, server: run.Server, tmp: Path) -> tuple[int, int, int, int]:
-    """One start of one server: (idle, after one request, later, whole tree) in KiB."""
+def start_hello(
+    procs: run.Processes, server: run.Server, tmp: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the server as run.py does for `hello` (1 x 1), pinned; returns (process, port)."""
     port = run.free_port()
     launch = server.launch(run.WORKLOADS_BY_NAME["hello"], port, tmp)
     with open(tmp / f"{server.name}.log", "wb") as log:
@@ -69,6 +71,12 @@ def measure(procs: run.Processes, server: run.Server, tmp: Path) -> tuple[int, i
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=str(run.BENCH_DIR),
         )
+    return proc, port
+
+
+def measure(procs: run.Processes, server: run.Server, tmp: Path) -> tuple[int, int, int, int]:
+    """One start of one server: (idle, after one request, later, whole tree) in KiB."""
+    proc, port = start_hello(procs, server, tmp)
     try:
         worker = find_worker(server, proc, 30.0)
         time.sleep(SETTLE)

@@ -7,8 +7,9 @@
 Starts each server as bench/idle_uss.py does (the same run.py definitions, 1 x 1, pinned to CPU
 0) and sums the worker's private pages (Private_Clean + Private_Dirty of /proc/PID/smaps) per
 kind of mapping: the glibc heap, anonymous mappings (Python's 1 MiB object arenas, merged when
-adjacent, and thread stacks), the main stack, the interpreter binary and other files. Read twice: SETTLE seconds after the worker appeared, before any request, and
-0.6 s after one request. Medians over the starts, in KiB. A page that either the worker or its
+adjacent, and thread stacks), the main stack, the interpreter binary and other files. Read
+twice: SETTLE seconds after the worker appeared, before any request, and 0.6 s after one
+request. Medians over the starts, in KiB. A page that either the worker or its
 master wrote after the fork is private to both, so this shows where the copies are, not who made
 them. Standard library only; every process started is stopped.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import collections
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,14 +62,7 @@ def private_by_mapping(pid: int) -> collections.Counter[str]:
 
 def measure(procs: run.Processes, server: run.Server, tmp: Path) -> tuple[collections.Counter, ...]:
     """One start: (idle, after one request) private KiB per mapping kind."""
-    port = run.free_port()
-    launch = server.launch(run.WORKLOADS_BY_NAME["hello"], port, tmp)
-    with open(tmp / f"{server.name}.log", "wb") as log:
-        proc = procs.start(
-            ["taskset", "-c", str(run.SERVER_CPU), *launch.argv], launch.stop_signal,
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(run.BENCH_DIR),
-        )
+    proc, port = idle_uss.start_hello(procs, server, tmp)
     try:
         worker = idle_uss.find_worker(server, proc, 30.0)
         time.sleep(idle_uss.SETTLE)
