@@ -67,7 +67,6 @@ from groupserver.stats.collect import merge_memory_rows
 from groupserver.stats.document import SiteStats
 from groupserver.stats.service import SmallService, http_answer, line_answer
 from groupserver.supervision import (
-    FAILING_AFTER,
     Child,
     GroupState,
     StartBackoff,
@@ -1085,7 +1084,7 @@ class Master:
             state = self.groups.setdefault(child.group or "", GroupState())
             kind = state.preload_backoff if child.role == "preloader" else state.workers_backoff
             delay = kind.record_exit(died_at_start, now)
-            if kind.failures >= FAILING_AFTER:
+            if kind.failing:
                 log.error(
                     "group %s is failing: %d %ss in a row died at start-up",
                     child.group,
@@ -1099,10 +1098,9 @@ class Master:
     def group_failing(self, group: str) -> bool:
         """Whether the group's workers (or its preloader) keep dying at start-up."""
         state = self.groups.get(group)
-        return state is not None and (
-            state.workers_backoff.failures >= FAILING_AFTER
-            or state.preload_backoff.failures >= FAILING_AFTER
-        )
+        if state is None:
+            return False
+        return state.workers_backoff.failing or state.preload_backoff.failing
 
 
 def _version() -> str:

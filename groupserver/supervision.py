@@ -60,6 +60,11 @@ class StartBackoff:
         """Whether a new process may start now."""
         return now >= self.next_spawn
 
+    @property
+    def failing(self) -> bool:
+        """Whether this kind of process keeps dying at start-up (FAILING_AFTER in a row)."""
+        return self.failures >= FAILING_AFTER
+
 
 @dataclass
 class GroupState:
