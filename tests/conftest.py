@@ -163,6 +163,18 @@ class RunningServer:
         path = self.dir / f".{site.group(1)}.ctl"
         return send_command(str(path), {"cmd": "stats"}, timeout=timeout)["stats"]
 
+    def stats_get(self, path: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
+        """GET path from the stats listener (`stats: {listen: ...}`): status, Content-Type, body."""
+        m = re.search(r"stats on ([\d.]+):(\d+)", self.wait_log("stats on"))
+        assert m, "the site has no stats listener"
+        conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("Content-Type", ""), resp.read()
+        finally:
+            conn.close()
+
     def cli(self, command: str, *args: str) -> subprocess.CompletedProcess:
         """`python -m groupserver COMMAND site.yaml ARGS...`, its output captured as text."""
         return subprocess.run(
@@ -176,16 +188,7 @@ class RunningServer:
         """Send raw bytes, read until the server closes (or timeout); return what came back."""
         with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
             sock.sendall(data)
-            chunks = []
-            try:
-                while True:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-            except TimeoutError:
-                pass
-            return b"".join(chunks)
+            return read_until_closed(sock)
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         if self.proc is None:
@@ -364,6 +367,17 @@ def wait_for_gone(server: RunningServer, timeout: float = 10.0) -> list[int]:
             return []
         time.sleep(0.05)
     return server.leftovers()
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the peer sends until it closes (or the socket's timeout passes)."""
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except TimeoutError:
+        pass
+    return b"".join(chunks)
 
 
 def site_yaml(

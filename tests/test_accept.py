@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
-import re
 import resource
 import signal
 import socket
@@ -16,18 +14,6 @@ import pytest
 from conftest import Step, client_traffic, site_yaml, wait_for
 
 FRONT_TITLE = "groupserver: front [testsite]"
-STATS = "stats: {listen: '127.0.0.1:0'}"
-
-
-def _stats(server) -> dict:
-    m = re.search(r"stats on ([\d.]+):(\d+)", server.wait_log("stats on"))
-    assert m
-    conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=5)
-    try:
-        conn.request("GET", "/stats")
-        return json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
 
 
 def test_one_group_site_runs_no_front_and_serves_new_and_kept_connections(make_server):
@@ -102,7 +88,7 @@ def test_a_free_worker_takes_the_next_connection(make_server):
 
 
 def test_backlog_counts_connections_waiting_in_the_accept_queue(make_server):
-    server = make_server(site_yaml({"main": {"threads": 1}}, extra=STATS))
+    server = make_server(site_yaml({"main": {"threads": 1}}))
     results = []
 
     def call(path):
@@ -114,12 +100,12 @@ def test_backlog_counts_connections_waiting_in_the_accept_queue(make_server):
     waiting = [threading.Thread(target=call, args=(f"/w{n}",)) for n in range(3)]
     for t in waiting:
         t.start()
-    backlog = wait_for(lambda: _stats(server)["groups"]["main"]["backlog"] >= 3, timeout=1.5)
+    backlog = wait_for(lambda: server.stats()["groups"]["main"]["backlog"] >= 3, timeout=1.5)
     assert backlog
     for t in [slow, *waiting]:
         t.join(20)
     assert results == [200] * 4
-    queue = _stats(server)["groups"]["main"]["latency_seconds"]["queue"]
+    queue = server.stats()["groups"]["main"]["latency_seconds"]["queue"]
     assert queue["p99"] >= 1.0, "the queued requests' wait in the accept queue is measured"
 
 

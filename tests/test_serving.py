@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import threading
 import time
-import urllib.request
 
 import psutil
 import pytest
-from conftest import Step, client_traffic, site_yaml, split_responses, wait_for
+from conftest import (
+    Step,
+    client_traffic,
+    read_until_closed,
+    site_yaml,
+    split_responses,
+    wait_for,
+)
 
 PARTITIONED = site_yaml(
     {
@@ -439,7 +444,7 @@ def test_a_group_whose_app_cannot_load_backs_off_without_hurting_others(make_ser
     # Once it is failing, what waits for it and what comes later gets a 503 at once, instead
     # of waiting for a worker that does not come.
     server.wait_log("group broken is failing: answering its requests with 503")
-    assert _read_to_close(early).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert read_until_closed(early).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     started = time.monotonic()
     status, headers, _ = server.request("GET", "/broken/later", timeout=5)
     assert status == 503 and int(headers["Retry-After"]) >= 1
@@ -448,21 +453,10 @@ def test_a_group_whose_app_cannot_load_backs_off_without_hurting_others(make_ser
     assert broken["failing"] and broken["shed"]["unavailable"] == 2
     assert broken["backlog"] == 0  # the answered ones left its queue
     assert server.get_json("/fine")["group"] == "main"
-    stats_at = re.search(r"stats on (127\.0\.0\.1:\d+)", server.log())
-    assert stats_at
-    with urllib.request.urlopen(f"http://{stats_at.group(1)}/metrics", timeout=5) as page:
-        metrics = page.read().decode()
+    metrics = server.stats_get("/metrics")[2].decode()
     assert 'groupserver_failing{group="broken"} 1' in metrics
     assert 'groupserver_failing{group="main"} 0' in metrics
     assert 'groupserver_shed_total{group="broken",reason="unavailable"} 2' in metrics
-
-
-def _read_to_close(sock: socket.socket) -> bytes:
-    chunks = []
-    with sock:
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["import", "preload"])
@@ -481,7 +475,7 @@ def test_a_site_whose_group_accepts_answers_503_while_it_fails_then_serves(make_
     early = socket.create_connection((server.host, server.port), timeout=10)
     early.sendall(b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n")  # in the accept queue
     server.wait_log("group main is failing: answering its requests with 503")
-    assert _read_to_close(early).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert read_until_closed(early).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     status, headers, _ = server.request("GET", "/later", timeout=5)
     assert status == 503 and int(headers["Retry-After"]) >= 1
     assert server.stats()["groups"]["main"]["shed"]["unavailable"] == 2

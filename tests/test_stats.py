@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
@@ -25,22 +24,6 @@ TWO_GROUPS = site_yaml(
 )
 
 
-def _stats_address(server) -> tuple[str, int]:
-    m = re.search(r"stats on ([\d.]+):(\d+)", server.wait_log("stats on"))
-    assert m
-    return m.group(1), int(m.group(2))
-
-
-def _get(address, path: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
-    conn = http.client.HTTPConnection(*address, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.getheader("Content-Type", ""), resp.read()
-    finally:
-        conn.close()
-
-
 def _drive_known_traffic(server) -> None:
     for n in range(7):
         assert server.request("GET", f"/page{n}")[0] == 200
@@ -51,12 +34,11 @@ def _drive_known_traffic(server) -> None:
 
 def test_stats_and_metrics_count_known_traffic_exactly(make_server):
     server = make_server(TWO_GROUPS)
-    address = _stats_address(server)
     _drive_known_traffic(server)
 
     def settled():
         # a worker counts a request just after sending its response: wait for the last one
-        doc = json.loads(_get(address, "/stats")[2])
+        doc = json.loads(server.stats_get("/stats")[2])
         groups = doc["groups"]
         done = groups["main"]["requests_total"] == 8 and groups["admin"]["requests_total"] == 3
         return doc if done else None
@@ -75,12 +57,13 @@ def test_stats_and_metrics_count_known_traffic_exactly(make_server):
         assert worker["pid"] > 0
     wait_for(
         lambda: (
-            json.loads(_get(address, "/stats")[2])["groups"]["main"]["workers"][0]["uss_bytes"] > 0
+            json.loads(server.stats_get("/stats")[2])["groups"]["main"]["workers"][0]["uss_bytes"]
+            > 0
         )
     )
     assert main["backlog"] == 0 and main["failing"] is False
 
-    status, content_type, body = _get(address, "/metrics")
+    status, content_type, body = server.stats_get("/metrics")
     assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     requests = {s.labels["group"]: s.value for s in families["groupserver_requests"].samples}
@@ -98,25 +81,24 @@ def test_stats_and_metrics_count_known_traffic_exactly(make_server):
         if s.name.endswith("_count") and s.labels["group"] == "admin"
     ]
     assert counts == [3]
-    assert _get(address, "/healthz")[0] == 200
-    assert _get(address, "/readyz")[0] == 200
-    assert _get(address, "/nope")[0] == 404
+    assert server.stats_get("/healthz")[0] == 200
+    assert server.stats_get("/readyz")[0] == 200
+    assert server.stats_get("/nope")[0] == 404
 
 
 def test_stats_answer_while_every_worker_is_busy(make_server):
     server = make_server(
         site_yaml({"main": {"threads": 1}}, extra="stats: {listen: '127.0.0.1:0'}")
     )
-    address = _stats_address(server)
     hung = threading.Thread(target=lambda: server.request("GET", "/sleep?s=3", timeout=20))
     hung.start()
     # the worker publishes its oldest request in flight every 100 ms
     wait_for(
-        lambda: json.loads(_get(address, "/stats")[2])["groups"]["main"]["workers"][0][
+        lambda: json.loads(server.stats_get("/stats")[2])["groups"]["main"]["workers"][0][
             "current_request"
         ]
     )
-    doc = json.loads(_get(address, "/stats", timeout=2)[2])
+    doc = json.loads(server.stats_get("/stats", timeout=2)[2])
     (worker,) = doc["groups"]["main"]["workers"]
     assert worker["current_request"]["url"] == "/sleep?s=3"
     reply = send_command(str(server.dir / ".testsite.ctl"), {"cmd": "stats"}, timeout=2)
@@ -285,11 +267,10 @@ def test_queue_time_of_kept_alive_requests_counts_their_wait_for_the_thread(make
             extra="stats: {listen: '127.0.0.1:0'}",
         )
     )
-    address = _stats_address(server)
     with client_traffic(server, lambda _rng: Step("/sleep?s=0.05"), clients=4) as traffic:
         wait_for(lambda: traffic.served >= 40, timeout=30)
     assert not traffic.failures, traffic.failures[:3]
-    main = json.loads(_get(address, "/stats")[2])["groups"]["main"]
+    main = json.loads(server.stats_get("/stats")[2])["groups"]["main"]
     queue = main["latency_seconds"]["queue"]
     assert 0.11 < queue["mean"] < 0.3, queue
 
