@@ -87,6 +87,16 @@ class HandoffChannel:
         """Take one queued connection without waiting; None when the queue is empty."""
         return receive_handoff(self.recv_end)
 
+    def receive_many(self, most: int) -> list[Handoff]:
+        """Take up to `most` queued connections without waiting (fewer when it runs dry)."""
+        found = []
+        for _ in range(most):
+            handoff = receive_handoff(self.recv_end)
+            if handoff is None:
+                break
+            found.append(handoff)
+        return found
+
 
 def now_us() -> int:
     """Microseconds since the epoch (the unit of groupserver.queue_start)."""

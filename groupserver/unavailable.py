@@ -26,7 +26,7 @@ def refuse(sock: socket.socket, retry_after: int) -> None:
         sock.setblocking(False)
         # Take what the client has sent (an accepted connection's head is unread): closing a
         # socket with unread bytes resets the connection, and the client may lose the answer.
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(BlockingIOError):  # nothing (a handed-off head was read)
             sock.recv(65536)
         sock.send(error_response(503, extra_headers=(("Retry-After", str(retry_after)),)))
     except OSError:
@@ -37,17 +37,13 @@ def refuse(sock: socket.socket, retry_after: int) -> None:
 
 def refuse_queued(channel: HandoffChannel, retry_after: int, most: int = MOST) -> int:
     """Answer up to `most` connections waiting in the group's queue; returns how many."""
-    answered = 0
-    while answered < most:
-        try:
-            handoff = channel.receive()
-        except OSError:
-            break
-        if handoff is None:
-            break
+    try:
+        found = channel.receive_many(most)
+    except OSError:  # the master must not die of it; the rest wait for the next look
+        return 0
+    for handoff in found:
         refuse(handoff.sock, retry_after)
-        answered += 1
-    return answered
+    return len(found)
 
 
 def refuse_accepted(listeners: Iterable[socket.socket], retry_after: int, most: int = MOST) -> int:

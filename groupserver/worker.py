@@ -560,7 +560,7 @@ class WorkerServer:
                     # New connections wait in the group's queue: take up to `most`, and when that
                     # many were there, look again before serving what is ready (their wait began
                     # earlier, see _queue_ready).
-                    found = self._receive(most)
+                    found = self.channel.receive_many(most)
                     waited.extend(found)
                     backlog = backlog or len(found) == most
             elif item is _WAKE:
@@ -595,16 +595,6 @@ class WorkerServer:
         if self.accept_paused_until and now >= self.accept_paused_until:
             self._resume_accepting()
         return waited, fresh
-
-    def _receive(self, most: int) -> list[Any]:
-        """Up to `most` connections handed to the group's channel (Handoff items)."""
-        found = []
-        for _ in range(most):
-            handoff = self.channel.receive()
-            if handoff is None:
-                break
-            found.append(handoff)
-        return found
 
     def _accept(self, lsock: socket.socket, most: int) -> list[_Accepted]:
         accepted = []
