@@ -270,11 +270,16 @@ class InputStream:
             return False  # the client is still waiting for our go-ahead; don't invite the body
         discarded = len(self._pending)
         self._pending.clear()
-        while discarded <= limit:
-            if not self._fill():
-                return True
-            discarded += len(self._pending)
-            self._pending.clear()
+        try:
+            while discarded <= limit:
+                if not self._fill():
+                    return True
+                discarded += len(self._pending)
+                self._pending.clear()
+        except (HttpError, OSError):
+            # A malformed or oversized body, body_timeout, or the client gone: the response is
+            # out already, so all that is left to do is to close the connection.
+            pass
         return False
 
 

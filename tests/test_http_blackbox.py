@@ -16,6 +16,7 @@ front.accept; both set-ups are served), so each invalid request is sent three wa
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,36 @@ def test_body_cut_short_by_client_close_never_reaches_the_app_complete(server, f
         assert client.wait_closed(3.0) is not None
     # the app's read raised instead of returning the 10 bytes as the whole body
     server.wait_log(f"corpus_app: body read failed for {target}: ", timeout=5)
+
+
+def _aimed_at(data: bytes, target: bytes) -> bytes:
+    """The same request with its request-target replaced."""
+    line, sep, rest = data.partition(b"\r\n")
+    method, _, version = line.split(b" ")
+    return b" ".join((method, target, version)) + sep + rest
+
+
+def _worker_connections(server) -> int:
+    return sum(w["connections"] for w in server.stats()["groups"]["main"]["workers"])
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in _cases("invalid") if p.values[0].stem.startswith("chunk_")]
+)
+def test_a_malformed_body_the_app_left_unread_closes_the_connection_after_the_reply(
+    server, path
+):
+    """The app answered without reading wsgi.input; the framing error shows up when the server
+    discards the rest. The reply is out, so the server must close the connection (not keep it
+    open, lose track of it and log an 'unexpected error')."""
+    data, _ = _load(path)
+    with RawClient(server) as client:
+        client.send(_aimed_at(data, b"/ignore-body"))
+        reply = client.read_reply()
+        assert reply is not None and (reply.status, reply.body) == (200, b"ok\n")
+        assert client.wait_closed(3.0) is not None, "server kept the connection open"
+    deadline = time.monotonic() + 5
+    while _worker_connections(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _worker_connections(server) == 0, "the worker still counts the connection"
+    assert "unexpected error" not in server.log()

@@ -12,6 +12,7 @@ make the server face a misbehaving application or a large response:
     /bad-status      a status line holding CRLF (response splitting)
     /bad-name        a header name holding a space
     /sleep?s=N       waits N seconds, then answers like the default endpoint
+    /ignore-body     answers without reading the body (the server must discard it)
 """
 
 import json
@@ -85,6 +86,9 @@ def application(environ, start_response):
     if endpoint == "bad-name":
         start_response("200 OK", [("X Bad", "v")])
         return [b"should never be sent"]
+    if endpoint == "ignore-body":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+        return [b"ok\n"]
     if endpoint == "sleep":
         time.sleep(float(_query(environ, "s", "1")))
     body = _read_body(environ)
