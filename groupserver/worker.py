@@ -491,7 +491,7 @@ class WorkerServer:
                     continue
             try:
                 self._process(item)
-            except Exception:
+            except BaseException:  # a bug of ours: log it, and keep the thread serving
                 log.exception("worker %d: unexpected error", os.getpid())
             finally:
                 with cond:

@@ -366,7 +366,15 @@ def http_date() -> bytes:
 
 
 class ResponseError(Exception):
-    """The application produced an invalid status or header (a 500, never sent as is)."""
+    """The application produced an invalid status, header or body chunk (a 500 if nothing was
+    sent yet, else the connection closes)."""
+
+
+_BODY_TYPES = (bytes, bytearray, memoryview)
+
+
+def _not_bytes(data: object) -> ResponseError:
+    return ResponseError(f"a body chunk from the application is {type(data).__name__}, not bytes")
 
 
 # Response header lines already checked and encoded, by (name, value): apps send the same few
@@ -523,6 +531,8 @@ class Response:
 
     def write(self, data: bytes) -> None:
         """The write() callable and the path of every body chunk."""
+        if type(data) is not bytes and not isinstance(data, _BODY_TYPES):
+            raise _not_bytes(data)  # before the head goes out: the client gets a clean 500
         if not self.head_sent:
             head = self._head_bytes(None)
             self._mark_head_sent()
@@ -555,6 +565,8 @@ class Response:
 
     def send_single(self, data: bytes) -> None:
         """Send a whole response whose body is this one chunk (the common case): one syscall."""
+        if type(data) is not bytes and not isinstance(data, _BODY_TYPES):
+            raise _not_bytes(data)
         head = self._head_bytes(len(data))
         self._mark_head_sent()
         if self.head_only:
@@ -735,7 +747,9 @@ def run_app(
     except HttpError as exc:
         # raised from wsgi.input: a malformed or oversized body
         return _fail(conn, response, exc.status, head, None)
-    except Exception as exc:  # the application's own failure
+    except BaseException as exc:
+        # The application's own failure. SystemExit and KeyboardInterrupt too: raised in a
+        # request thread they would end that thread, and the worker would stop serving.
         return _fail(conn, response, 500, head, exc)
     finally:
         if result is not None and hasattr(result, "close"):
@@ -748,7 +762,7 @@ def run_app(
 
 
 def _fail(
-    conn: Connection, response: Response, status: int, head: RequestHead, exc: Exception | None
+    conn: Connection, response: Response, status: int, head: RequestHead, exc: BaseException | None
 ) -> RequestOutcome:
     if exc is not None:
         log.error(

@@ -495,6 +495,30 @@ def test_response_splitting_gives_500_and_a_log_line(server, endpoint):
     assert re.search(r"ResponseError: invalid (status line|response header)", server.log())
 
 
+@pytest.mark.parametrize("endpoint", ["str-body", "str-chunk"])
+def test_a_body_chunk_that_is_not_bytes_gives_500_and_a_log_line(server, endpoint):
+    with RawClient(server) as client:
+        client.send(get(f"/{endpoint}"))
+        reply = client.read_reply()
+        assert_refused(reply, client.wait_closed(3.0) is not None, 500)
+        assert b"not bytes" not in reply.body
+    wait_for(lambda: log_lines(server, "ERROR", f"GET /{endpoint}"), timeout=3)
+    assert "ResponseError: a body chunk from the application is str, not bytes" in server.log()
+
+
+def test_system_exit_and_keyboard_interrupt_from_the_app_are_500s_and_the_thread_lives_on(server):
+    """Raised in a request thread, they would end it: the group's only thread here."""
+    for endpoint in ("exit", "interrupt", "exit"):
+        target = f"/single/{endpoint}"
+        reply, closed = send_in(server, "first", get(target))
+        assert_refused(reply, closed, 500)
+        wait_for(lambda t=target: log_lines(server, "ERROR", f"GET {t}"), timeout=3)
+    reply = exchange(server, get("/single/after-exit"), timeout=5)
+    assert reply is not None and reply.status == 200
+    assert re.search(r"\nSystemExit: 3\n", server.log())
+    assert re.search(r"\nKeyboardInterrupt\n", server.log())
+
+
 def test_client_gone_mid_response_is_logged_at_debug_not_as_an_error(server):
     target = "/big?gone-mid-response"
     with socket.create_connection((server.host, server.port), timeout=5) as sock:

@@ -13,6 +13,10 @@ make the server face a misbehaving application or a large response:
     /bad-name        a header name holding a space
     /sleep?s=N       waits N seconds, then answers like the default endpoint
     /ignore-body     answers without reading the body (the server must discard it)
+    /str-body        returns [str] instead of [bytes]
+    /str-chunk       a generator whose first chunk is a str
+    /exit            raises SystemExit(3)
+    /interrupt       raises KeyboardInterrupt
 """
 
 import json
@@ -89,6 +93,16 @@ def application(environ, start_response):
     if endpoint == "ignore-body":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
         return [b"ok\n"]
+    if endpoint == "str-body":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ["not bytes"]
+    if endpoint == "str-chunk":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (piece for piece in ["not bytes", b"bytes"])
+    if endpoint == "exit":
+        raise SystemExit(3)
+    if endpoint == "interrupt":
+        raise KeyboardInterrupt
     if endpoint == "sleep":
         time.sleep(float(_query(environ, "s", "1")))
     body = _read_body(environ)
