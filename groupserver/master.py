@@ -77,7 +77,6 @@ from groupserver.unavailable import refuse_accepted, refuse_queued
 from groupserver.warmup import rehearse_logging
 from groupserver.worker import (
     DUMP_STACKS,
-    EXIT_APP_LOAD_FAILED,
     GroupPlan,
     WorkerSpec,
     import_group_app,
@@ -1077,7 +1076,8 @@ class Master:
             log.info("%s exited (%s)", child.describe(), how)
             return
         now = time.monotonic()
-        died_at_start = not child.ready or os.waitstatus_to_exitcode(status) == EXIT_APP_LOAD_FAILED
+        # Not the exit code: a ready worker's 3 (EXIT_APP_LOAD_FAILED) is the app's os._exit(3).
+        died_at_start = not child.ready
         if child.role == "front":
             delay = self.front_backoff.record_exit(died_at_start, now)
         else:
