@@ -122,6 +122,13 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
             if not on_screen:
                 before = "\n"
             time.sleep(args.interval)
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(
+            f"groupserver {args.command}: site {config.site} is not running "
+            f"(nothing listens on its control socket {path})",
+            file=sys.stderr,
+        )
+        return 1
     except (OSError, RuntimeError) as exc:
         print(f"groupserver {args.command}: {path}: {exc}", file=sys.stderr)
         return 1

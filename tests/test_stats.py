@@ -253,7 +253,9 @@ def test_ctl_scale_recycle_reload_and_stop(make_server):
     assert server.cli("ctl", "stop").returncode == 0
     server.proc.wait(20)
     assert server.proc.returncode == 0
-    time.sleep(0.1)
+    after = server.cli("status", "--once")
+    assert after.returncode == 1
+    assert "site testsite is not running (nothing listens on its control socket" in after.stderr
 
 
 def test_queue_time_of_kept_alive_requests_counts_their_wait_for_the_thread(make_server):
