@@ -322,6 +322,9 @@ class WorkerServer:
             "wsgi.multiprocess": self.config.max_processes > 1,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
+            # wsgi.input reads b"" at the end of the body, chunked or not; Werkzeug (Flask)
+            # reads a body without Content-Length only when this says so.
+            "wsgi.input_terminated": True,
             "SCRIPT_NAME": "",
             "groupserver.group": spec.group,
         }
