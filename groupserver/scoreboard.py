@@ -103,7 +103,7 @@ class Slot(ctypes.Structure):
         ("conns", ctypes.c_uint32),  # connections the worker holds (in flight + idle keep-alive)
         ("generation", ctypes.c_uint16),
         ("started", ctypes.c_double),  # time.time() at fork
-        ("last_active", ctypes.c_double),  # time.time() of the last request that counts
+        ("last_active", ctypes.c_double),  # time.time() of the last request that counts; 0: none
         ("heartbeat", ctypes.c_double),  # time.monotonic() of the worker's last watch round
         ("current_start", ctypes.c_double),  # oldest request in flight (0: none)
         ("requests", ctypes.c_uint64),

@@ -382,7 +382,7 @@ class WorkerServer:
         slot.pid = os.getpid()
         slot.threads = self.threads
         slot.concurrency = self.concurrency.value
-        slot.last_active = time.time()
+        slot.last_active = 0.0  # no request that counts yet (inactivity_timeout waits for one)
         slot.heartbeat = time.monotonic()  # before "ready": a request may get stuck at once
         for n in range(self.threads):
             threading.Thread(target=self._thread_main, name=f"request-{n}", daemon=True).start()

@@ -98,6 +98,22 @@ def test_inactive_worker_is_restarted_and_health_checks_do_not_count(make_server
     assert server.get_json("/work")["pid"] != first
 
 
+def test_a_worker_that_served_nothing_is_not_restarted_for_inactivity(make_server):
+    """It is as small as its replacement: restarting it would re-import the app every
+    inactivity_timeout for as long as nobody comes. The one restarted after serving is left
+    alone too, until it serves."""
+    server = make_server(site_yaml({"main": {"app": APP, "inactivity_timeout": 1}}))
+    (first,) = _pids(server)
+    time.sleep(2.5)
+    assert _pids(server) == {first}
+    server.get_json("/work")
+    server.wait_log("inactive for", timeout=10)
+    replacement = wait_for(lambda: _pids(server) - {first}, timeout=10)
+    time.sleep(2.5)
+    assert _pids(server) == replacement
+    assert server.log().count("inactive for") == 1
+
+
 def test_request_timeout_answers_504_logs_the_stack_and_recycles_the_worker(make_server):
     server = make_server(
         site_yaml({"main": {"app": APP, "threads": 2, "request_timeout": 1, "graceful_timeout": 1}})

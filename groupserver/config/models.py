@@ -349,7 +349,9 @@ class GroupConfig(BaseModel):
         0, ge=0, description="each worker adds a random 0..N to max_requests"
     )
     inactivity_timeout: Seconds | None = Field(
-        None, gt=0, description="restart a worker that served nothing for this many seconds"
+        None,
+        gt=0,
+        description="restart a worker idle for this many seconds after it served a request",
     )
     ignore_activity: StrList = Field(
         default_factory=list,
