@@ -35,6 +35,7 @@ import time
 import traceback
 
 from groupserver.accesslog import reopen_error_logs
+from groupserver.capacity import MAX_GROUPS
 from groupserver.config import ConfigError, SiteConfig, load_config
 from groupserver.control import ControlCommands, control_socket_path
 from groupserver.front import run_front
@@ -55,10 +56,10 @@ from groupserver.preload import request_spawn, run_preloader
 from groupserver.proctitle import set_process_title
 from groupserver.scaling import GroupScaler, Load
 from groupserver.scoreboard import (
-    MAX_GROUPS,
     ROLE_FRONT,
     ROLE_WORKER,
     Scoreboard,
+    ScoreboardFull,
     Slot,
     accumulate,
 )
@@ -120,6 +121,9 @@ class Master:
         self.stopping: str | None = None  # "graceful" | "quick"
         self.stop_deadline = 0.0
         self.front_backoff = StartBackoff()
+        # fork() itself failing (EAGAIN at a pids or process limit, ENOMEM, EMFILE for its pipe):
+        # every start waits, 0.5 s, 1 s, 2 s ... 30 s, instead of the master dying of it.
+        self.fork_backoff = StartBackoff()
         self.announced_ready = False
         self.reload_started: float | None = None
         self.pid = os.getpid()
@@ -259,14 +263,24 @@ class Master:
             "decisions": dict(self.governor.decisions),
         }
 
+    def _columns_missing(self, config: SiteConfig) -> str | None:
+        """Why config's groups do not fit the scoreboard's group columns, or None."""
+        new = [name for name in config.groups if name not in self.group_indices]
+        if len(self.group_indices) + len(new) <= MAX_GROUPS:
+            return None
+        return (
+            f"{len(new)} new groups ({', '.join(new)}) would make "
+            f"{len(self.group_indices) + len(new)} over the site's life, more than {MAX_GROUPS}: "
+            "restart the site instead"
+        )
+
     def _adopt_groups(self, config: SiteConfig) -> None:
-        """Create channels, scoreboard indices and state for the config's groups."""
+        """Create channels, scoreboard indices and state for the config's groups (checked by
+        _columns_missing first)."""
         for name, group in config.groups.items():
             if name not in self.channels:
                 self.channels[name] = HandoffChannel(name)
             if name not in self.group_indices:
-                if len(self.group_indices) >= MAX_GROUPS:
-                    raise RuntimeError(f"more than {MAX_GROUPS} groups over the site's life")
                 self.group_indices[name] = len(self.group_indices)
             state = self.groups.setdefault(name, GroupState())
             adaptive = group.adaptive
@@ -280,28 +294,40 @@ class Master:
 
     def _loop(self) -> int:
         while True:
-            self._maintain()
-            timeout = 0.1 if self.stopping or self.reload_started else 0.25
             try:
-                events = self.poller.poll(timeout)
-            except InterruptedError:
-                events = []
-            for fd, _mask in events:
-                if fd == self.wake_r:
-                    self._drain_wake_pipe()
-                    continue
-                for service in self.services:
-                    if service.owns(fd):
-                        service.on_event(fd)
-                        break
-                else:
-                    self._on_status_pipe(fd)
-            while self.signals:
-                self._dispatch(self.signals.pop(0))
-            self._reap()
-            if self.stopping and not self.children:
-                log.info("site %s stopped", self.config.site)
-                return 0
+                if self._loop_once():
+                    return 0
+            except Exception:
+                # The master is the site: a bug of ours in one round must not take every
+                # group down with it. Log it, pause (no busy loop of tracebacks), go on.
+                log.exception("master: unexpected error; carrying on")
+                time.sleep(1.0)
+
+    def _loop_once(self) -> bool:
+        """One round: supervise, wait for events, act on them; True once fully stopped."""
+        self._maintain()
+        timeout = 0.1 if self.stopping or self.reload_started else 0.25
+        try:
+            events = self.poller.poll(timeout)
+        except InterruptedError:
+            events = []
+        for fd, _mask in events:
+            if fd == self.wake_r:
+                self._drain_wake_pipe()
+                continue
+            for service in self.services:
+                if service.owns(fd):
+                    service.on_event(fd)
+                    break
+            else:
+                self._on_status_pipe(fd)
+        while self.signals:
+            self._dispatch(self.signals.pop(0))
+        self._reap()
+        if self.stopping and not self.children:
+            log.info("site %s stopped", self.config.site)
+            return True
+        return False
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signals.append(signum)
@@ -370,14 +396,14 @@ class Master:
         if [a.display() for a in config.listen] != [a.display() for a in self.config.listen]:
             log.warning("reload: listener changes take effect only after a restart")
             config = config.model_copy(update={"listen": self.config.listen})
+        missing = self._columns_missing(config)
+        if missing is not None:
+            log.error("reload refused, keeping the running configuration: %s", missing)
+            return
         for name in list(self.channels):
             if name not in config.groups:
                 self.retired_channels.append(self.channels.pop(name))
-        try:
-            self._adopt_groups(config)
-        except RuntimeError as exc:
-            log.error("reload refused: %s", exc)
-            return
+        self._adopt_groups(config)
         self.config = config
         self.plans = {}
         self._configure_governor()
@@ -598,8 +624,20 @@ class Master:
     def _spawn_preloaded(self, group: str, preloader: Child) -> None:
         """Ask the group's preloading parent for one worker (it reaches us re-parented)."""
         assert preloader.control is not None
-        slot = self._allocate_slot("worker", group)
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        now = time.monotonic()
+        if not self.fork_backoff.due(now):
+            return
+        try:
+            slot = self._allocate_slot("worker", group)
+        except ScoreboardFull as exc:
+            self._cannot_start("worker", group, exc, now)
+            return
+        try:
+            status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        except OSError as exc:
+            self.scoreboard.release(slot)
+            self._cannot_start("worker", group, exc, now)
+            return
         try:
             request_spawn(preloader.control, slot, status_w)
         except OSError as exc:
@@ -790,28 +828,53 @@ class Master:
         self.poller.register(status_r, select.EPOLLIN)
 
     def _fork(self, role: str, group: str | None) -> None:
-        slot = self._allocate_slot(role, group)
-        if group is not None:
-            self._plan(group)  # built here, inherited by the child
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        control = None
-        if role == "preloader":
-            control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        # A signal for the new child that arrived before it dropped our handlers would only be
-        # queued for us in its copy of the master and lost: keep them pending over the fork.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
-        pid = os.fork()
+        now = time.monotonic()
+        if not self.fork_backoff.due(now):
+            return
+        slot = status_r = status_w = -1
+        control = child_control = None
+        try:
+            slot = self._allocate_slot(role, group)
+            if group is not None:
+                self._plan(group)  # built here, inherited by the child
+            status_r, status_w = os.pipe2(os.O_CLOEXEC)
+            if role == "preloader":
+                control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            # A signal for the new child that arrived before it dropped our handlers would only
+            # be queued for us in its copy of the master and lost: keep them pending over the
+            # fork.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+            try:
+                pid = os.fork()
+            except OSError:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+                raise
+        except (OSError, ScoreboardFull) as exc:
+            for fd in (status_r, status_w):
+                if fd >= 0:
+                    os.close(fd)
+            for end in (control, child_control):
+                if end is not None:
+                    end.close()
+            if slot >= 0:
+                self.scoreboard.release(slot)
+            self._cannot_start(role, group, exc, now)
+            return
         if pid == 0:
             try:
                 os.close(status_r)
                 if control is not None:
                     control.close()
+                    assert child_control is not None
                     self._become_preloader(group or "", status_w, child_control)
                 self._become_child(role, group, status_w, slot)
             except BaseException:
                 traceback.print_exc()
             finally:
                 os._exit(1)
+        if self.fork_backoff.failures:
+            log.info("starting processes again (fork failed %d times)", self.fork_backoff.failures)
+            self.fork_backoff.record_exit(False, now)  # a start that worked: no more waiting
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         os.close(status_w)
         if control is not None:
@@ -916,6 +979,11 @@ class Master:
         for sock in self.listeners:
             sock.close()
         return []
+
+    def _cannot_start(self, role: str, group: str | None, exc: BaseException, now: float) -> None:
+        delay = self.fork_backoff.record_exit(True, now)
+        what = "a front process" if group is None else f"a {role} of group {group}"
+        log.error("cannot start %s: %s; trying again in %.1fs", what, exc, delay)
 
     def _spawn_worker(self, group: str) -> None:
         self._fork("worker", group)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import array
 import gc
+import logging
 import os
 import signal
 import socket
@@ -24,6 +25,8 @@ from typing import Any
 from groupserver.proctitle import set_process_title
 
 _SPAWN = b"spawn"
+
+log = logging.getLogger("groupserver.preload")
 
 
 def request_spawn(control: socket.socket, slot: int, status_w: int) -> None:
@@ -81,7 +84,12 @@ def _fork_worker(
     parent_fds: tuple[int, ...],
     start_worker: Callable[[int, int, Callable[..., Any]], None],
 ) -> None:
-    middle = os.fork()
+    try:
+        middle = os.fork()
+    except OSError as exc:  # EAGAIN, ENOMEM: the master sees this worker die at start-up
+        log.error("preloader %d: cannot fork a worker: %s", os.getpid(), exc)
+        os.close(status_fd)
+        return
     if middle == 0:
         try:
             if os.fork() == 0:

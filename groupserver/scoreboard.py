@@ -17,8 +17,8 @@ import ctypes
 import mmap
 from bisect import bisect_left
 
-MAX_GROUPS = 32
-MAX_SLOTS = 256
+from groupserver.capacity import MAX_GROUPS, MAX_SLOTS
+
 URL_BYTES = 120
 
 # Latency histogram bucket upper bounds in seconds (the last bucket is +Inf).
@@ -126,6 +126,10 @@ class Slot(ctypes.Structure):
     ]
 
 
+class ScoreboardFull(RuntimeError):
+    """Every slot is taken (far more processes at once than the config allows)."""
+
+
 class Scoreboard:
     """The shared slots (create in the master before any fork)."""
 
@@ -145,7 +149,7 @@ class Scoreboard:
                 slot.state = STARTING
                 slot.pid = pid_hint
                 return index
-        raise RuntimeError("scoreboard full: too many processes")
+        raise ScoreboardFull(f"no free slot: all {self.size} are in use")
 
     def release(self, index: int) -> None:
         """Free a slot after its process was reaped (master)."""

@@ -254,6 +254,23 @@ def test_groups_required_and_not_empty():
     assert problems("groups: {}") == ["site.yaml: groups: at least one group is required"]
 
 
+def test_groups_and_worker_processes_are_capped_for_the_whole_site():
+    """The scoreboard (shared memory made before the first fork) has a column per group and a
+    slot per process: a site that would not fit is refused by `check` as well as `serve`."""
+    many = "\n".join(f"  g{i}: {{app: x}}" for i in range(33))
+    assert problems(f"groups:\n{many}\ndefault_group: g0") == [
+        "site.yaml: groups: at most 32 groups (got 33)"
+    ]
+    assert parse(
+        "groups:\n" + "\n".join(f"  g{i}: {{app: x}}" for i in range(32)) + "\ndefault_group: g0"
+    )
+    big = "groups: {a: {app: x, processes: 1000}, b: {app: x, processes: {min: 1, max: 25}}}"
+    assert problems(big + "\ndefault_group: a") == [
+        "site.yaml: groups: at most 1024 worker processes in all groups together (got 1025; an "
+        "adaptive group counts its max)"
+    ]
+
+
 def test_group_name_characters():
     assert problems("groups: {'my group': {app: x}}") == [
         "site.yaml: groups.my group: group names use letters, digits, '_', '.', '-' "

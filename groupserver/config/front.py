@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from groupserver.capacity import MAX_FRONTS
+
 
 class FrontConfig(BaseModel):
     """Who accepts connections (`front:`).
@@ -36,5 +38,5 @@ class FrontConfig(BaseModel):
         "one, else 'front')",
     )
     processes: Annotated[int, Strict()] = Field(
-        1, ge=1, le=64, description="front processes (when a front runs)"
+        1, ge=1, le=MAX_FRONTS, description="front processes (when a front runs)"
     )

@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from groupserver.capacity import MAX_GROUPS, MAX_WORKERS
 from groupserver.config.front import FrontConfig
 from groupserver.config.lifecycle import MemoryLimits, ProcessRange
 from groupserver.config.limits import GroupLimits, Seconds, SiteLimits, Size
@@ -626,7 +627,8 @@ class SiteConfig(BaseModel):
         2048, ge=1, le=65535, description="listen() backlog of each socket (capped by somaxconn)"
     )
     groups: dict[str, GroupConfig] = Field(
-        description="the daemon groups by name (letters, digits, '_', '.', '-'); at least one"
+        description="the daemon groups by name (letters, digits, '_', '.', '-'); at least "
+        f"one, at most {MAX_GROUPS}, with at most {MAX_WORKERS} worker processes in all"
     )
     routes: list[RouteConfig] = Field(
         default_factory=list, description="routes tried in order, first match wins"
@@ -720,6 +722,20 @@ class SiteConfig(BaseModel):
 
         if not self.groups:
             problems.append((("groups",), "at least one group is required", NO_VALUE))
+        if len(self.groups) > MAX_GROUPS:
+            problems.append(
+                (("groups",), f"at most {MAX_GROUPS} groups (got {len(self.groups)})", NO_VALUE)
+            )
+        workers = sum(group.max_processes for group in self.groups.values())
+        if workers > MAX_WORKERS:
+            problems.append(
+                (
+                    ("groups",),
+                    f"at most {MAX_WORKERS} worker processes in all groups together (got "
+                    f"{workers}; an adaptive group counts its max)",
+                    NO_VALUE,
+                )
+            )
         for name in self.groups:
             if not GROUP_NAME_RE.fullmatch(name):
                 problems.append(

@@ -1,0 +1,65 @@
+"""The master under resource exhaustion and odd reloads: it keeps the site up, never dies of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import site_yaml, wait_for
+
+PIDS_V1 = Path("/sys/fs/cgroup/pids")
+
+
+@pytest.fixture
+def pids_cgroup():
+    """A cgroup v1 pids controller group of our own (root only); removed after the server."""
+    path = PIDS_V1 / f"groupserver-test-{os.getpid()}"
+    try:
+        path.mkdir()
+    except OSError as exc:
+        pytest.skip(f"needs a writable cgroup v1 pids controller at {PIDS_V1}: {exc}")
+    yield path
+    (path / "pids.max").write_text("max")
+    for pid in (path / "cgroup.procs").read_text().split():  # only if a process is left
+        (PIDS_V1 / "cgroup.procs").write_text(pid)
+    wait_for(lambda: not (path / "cgroup.procs").read_text().split(), timeout=10)
+    path.rmdir()
+
+
+def test_the_master_survives_fork_failing_and_starts_the_worker_once_it_can(
+    pids_cgroup, make_server
+):
+    """fork() failing (EAGAIN at a pids limit here; ENOMEM under memory pressure) killed the
+    master, and with it the whole site. Now it logs, backs off, and starts the worker when
+    fork works again."""
+    server = make_server(site_yaml({"main": {"processes": 1, "threads": 1}}))
+    (worker,) = server.processes_titled("(wsgi:main)")
+    (pids_cgroup / "cgroup.procs").write_text(str(server.pid))
+    (pids_cgroup / "pids.max").write_text((pids_cgroup / "pids.current").read_text())
+    worker.send_signal(signal.SIGKILL)
+    server.wait_log("cannot start a worker of group main: [Errno 11]", count=2)
+    assert "trying again in 0.5s" in server.log() and "trying again in 1.0s" in server.log()
+    assert server.proc.poll() is None, "the master is alive"
+    assert server.stats()["groups"]["main"]["workers"] == []  # and answers
+    (pids_cgroup / "pids.max").write_text("max")
+    server.wait_log("starting processes again (fork failed ", timeout=20)
+    assert server.get_json("/after")["group"] == "main"
+    time.sleep(0.2)
+    assert server.proc.poll() is None
+
+
+def test_a_reload_past_the_groups_limit_is_refused_and_the_site_keeps_serving(make_server):
+    """Each group ever run keeps a counter column in the scoreboard: a reload that would need a
+    33rd is refused before anything changes (it used to drop the running groups' queues)."""
+    server = make_server(site_yaml({"main": {"processes": 1, "threads": 1}}))
+    renamed = {f"g{i}": {"processes": 1} for i in range(32)}
+    server.config.write_text(site_yaml(renamed, default_group="g0"))
+    server.send_signal(signal.SIGHUP)
+    server.wait_log("reload refused, keeping the running configuration: 32 new groups (g0, g1")
+    time.sleep(0.6)  # a few rounds of the master's loop
+    assert server.get_json("/still")["group"] == "main"
+    assert server.stats()["groups"]["main"]["backlog"] == 0
+    assert "unexpected error" not in server.log()
