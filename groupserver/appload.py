@@ -21,7 +21,11 @@ def prepare_environment(
     for key, value in env.items():
         os.environ[key] = value
     if chdir:
-        os.chdir(os.path.join(base_dir or ".", chdir) if base_dir else chdir)
+        target = os.path.join(base_dir or ".", chdir) if base_dir else chdir
+        try:
+            os.chdir(target)
+        except OSError as exc:
+            raise AppLoadError(f"chdir {target}: {exc.strerror}") from None
     for entry in reversed(python_path):
         path = os.path.abspath(
             entry if os.path.isabs(entry) else os.path.join(base_dir or ".", entry)

@@ -440,6 +440,17 @@ def test_term_lets_the_slow_request_finish_then_everything_exits(make_server):
     assert server.proc.returncode == 0
 
 
+def test_a_missing_chdir_is_named_in_one_log_line_without_a_traceback(make_server, tmp_path):
+    missing = tmp_path / "no-such-dir"
+    server = make_server(
+        site_yaml({"main": {"processes": 1, "chdir": str(missing)}}), wait_ready=False
+    )
+    server.wait_log(
+        f"group main: cannot load the application: chdir {missing}: No such file or directory"
+    )
+    assert "Traceback" not in server.log()
+
+
 def test_a_group_whose_app_cannot_load_backs_off_without_hurting_others(make_server):
     server = make_server(
         site_yaml(
