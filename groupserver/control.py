@@ -64,7 +64,9 @@ class ControlCommands:
             count = int(request["processes"])
             if count < 1:
                 return {"ok": False, "error": "processes must be >= 1"}
-            master.set_processes(group, count)
+            problem = master.set_processes(group, count)
+            if problem is not None:
+                return {"ok": False, "error": problem}
             return {"ok": True, "message": f"group {group}: {count} processes"}
         if cmd == "recycle":
             n = master.recycle_group(group)

@@ -35,7 +35,7 @@ import time
 import traceback
 
 from groupserver.accesslog import reopen_error_logs
-from groupserver.capacity import MAX_GROUPS
+from groupserver.capacity import MAX_GROUPS, MAX_WORKERS
 from groupserver.config import ConfigError, SiteConfig, load_config
 from groupserver.control import ControlCommands, control_socket_path
 from groupserver.front import run_front
@@ -428,21 +428,32 @@ class Master:
         """One worker fewer in the scaled group (never below one)."""
         self.scale(self._scaled_group(), -1, "TTOU")
 
-    def scale(self, group: str, delta: int, why: str) -> None:
-        """Change a group's wanted worker count by delta (never below one)."""
-        if self._wanted(group) + delta < 1:
+    def scale(self, group: str, delta: int, why: str) -> str | None:
+        """Change a group's wanted worker count by delta, never below one and never past the
+        site's MAX_WORKERS; returns why it did not, or None."""
+        wanted = self._wanted(group) + delta
+        if wanted < 1:
             log.info("%s: group %s already has one process", why, group)
-            return
+            return f"group {group} already has one process"
+        others = sum(self._wanted(g) for g in self.config.groups if g != group)
+        if delta > 0 and wanted + others > MAX_WORKERS:
+            problem = (
+                f"group {group} cannot grow to {wanted} processes: the site runs at most "
+                f"{MAX_WORKERS} workers in all, and its other groups want {others}"
+            )
+            log.warning("%s: %s", why, problem)
+            return problem
         self.groups[group].extra += delta
         log.info("%s: group %s now wants %d processes", why, group, self._wanted(group))
         if delta < 0:
             workers = self._current_workers(group)
             for child in sorted(workers, key=lambda c: c.started, reverse=True)[:-delta]:
                 self._retire(child, "scale_down")
+        return None
 
-    def set_processes(self, group: str, count: int) -> None:
-        """Scale a group to count workers (ctl scale)."""
-        self.scale(group, count - self._wanted(group), "ctl scale")
+    def set_processes(self, group: str, count: int) -> str | None:
+        """Scale a group to count workers (ctl scale); returns why it did not, or None."""
+        return self.scale(group, count - self._wanted(group), "ctl scale")
 
     def recycle_group(self, group: str) -> int:
         """Replace every worker of a group, each once its replacement is ready (ctl recycle)."""

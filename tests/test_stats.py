@@ -247,6 +247,12 @@ def test_ctl_scale_recycle_reload_and_stop(make_server):
     assert doc["groups"]["admin"]["recent_recycles"][0]["pid"] == admin.pid
     bad = server.cli("ctl", "scale", "nope", "2")
     assert bad.returncode == 1 and "no such group" in bad.stderr
+    too_many = server.cli("ctl", "scale", "main", "5000")  # not a fork bomb
+    assert too_many.returncode == 1
+    assert "group main cannot grow to 5000 processes: the site runs at most 1024" in (
+        too_many.stderr
+    )
+    assert len(server.processes_titled("(wsgi:main)")) == 1
     assert server.cli("ctl", "reload").returncode == 0
     server.wait_log("reload: generation 1 serving")
     assert not pids & {p.pid for p in server.processes_titled("(wsgi:main)")}
