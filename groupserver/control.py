@@ -56,6 +56,8 @@ class ControlCommands:
         if cmd == "stop":
             os.kill(os.getpid(), signal.SIGTERM)
             return {"ok": True, "message": "stopping gracefully"}
+        if cmd not in ("scale", "recycle"):
+            return {"ok": False, "error": f"unknown command {cmd!r}"}
         group = request.get("group")
         if group not in master.config.groups:
             known = ", ".join(master.config.groups)
@@ -68,10 +70,8 @@ class ControlCommands:
             if problem is not None:
                 return {"ok": False, "error": problem}
             return {"ok": True, "message": f"group {group}: {count} processes"}
-        if cmd == "recycle":
-            n = master.recycle_group(group)
-            return {"ok": True, "message": f"group {group}: recycling {n} workers"}
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
+        n = master.recycle_group(group)
+        return {"ok": True, "message": f"group {group}: recycling {n} workers"}
 
 
 def send_command(path: str, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:

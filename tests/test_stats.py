@@ -247,6 +247,11 @@ def test_ctl_scale_recycle_reload_and_stop(make_server):
     assert doc["groups"]["admin"]["recent_recycles"][0]["pid"] == admin.pid
     bad = server.cli("ctl", "scale", "nope", "2")
     assert bad.returncode == 1 and "no such group" in bad.stderr
+    control = str(server.dir / ".testsite.ctl")
+    assert send_command(control, {"cmd": "nope"}) == {
+        "ok": False,
+        "error": "unknown command 'nope'",
+    }
     too_many = server.cli("ctl", "scale", "main", "5000")  # not a fork bomb
     assert too_many.returncode == 1
     assert "group main cannot grow to 5000 processes: the site runs at most 1024" in (
