@@ -120,6 +120,7 @@ class Slot(ctypes.Structure):
         ("shed_queue", ctypes.c_uint64),  # 503 by queue_timeout
         ("shed_limits", ctypes.c_uint64),  # 4xx by limits (413, 414, 431, 408)
         ("shed_unavailable", ctypes.c_uint64),  # 503 by the master: the group is failing
+        ("evicted", ctypes.c_uint64),  # idle connections closed to make room (at the cap)
         ("handed", ctypes.c_uint64 * MAX_GROUPS),  # connections this process put in each queue
         ("url", ctypes.c_char * URL_BYTES),  # the oldest request in flight
         ("mem_urls", MemUrl * MEM_URLS),
@@ -167,6 +168,7 @@ _COUNTERS = (
     "shed_queue",
     "shed_limits",
     "shed_unavailable",
+    "evicted",
 )
 _ARRAYS = ("status", "app_hist", "queue_hist", "handed")
 

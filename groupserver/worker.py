@@ -883,6 +883,10 @@ class WorkerServer:
                 self.cond.notify()
             else:
                 self.parked[fd] = conn
+                if self.at_capacity:
+                    # At the cap with every connection busy, the worker stopped taking new
+                    # ones; now one is idle and can make room for the next (_count_conn).
+                    self._set_at_capacity(False)
 
     def _forget(self, conn: Connection) -> None:
         fd = conn.sock.fileno()
@@ -899,19 +903,54 @@ class WorkerServer:
         self._count_conn(-1)
 
     def _count_conn(self, delta: int) -> None:
-        """Track the connections this worker holds; at the cap, stop taking new ones."""
+        """Track the connections this worker holds; at the cap, make room or stop taking.
+
+        Taking one more connection at max_connections_per_worker closes the one parked longest
+        (idle between requests, or still without its head), as nginx reuses idle keep-alive
+        connections: a crowd of idle or silent clients cannot keep every place until its
+        timeout. Only when every connection has a request in progress does the worker stop
+        taking new ones, until one closes.
+        """
+        evicted = None
         with self.cond:
             self.open_conns += delta
             self.slot.conns = self.open_conns
-            full = self.open_conns >= self.limits.max_connections_per_worker
-            if full == self.at_capacity or not self.taking:
-                return
-            self.at_capacity = full
-            for fd in self.new_sources:
-                if full:
-                    self.ep.unregister(fd)
-                else:
-                    self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
+            cap = self.limits.max_connections_per_worker
+            if delta > 0 and self.open_conns > cap and self.parked:
+                evicted = self._idle_parked()
+            held = self.open_conns - (evicted is not None)  # its close, below, makes the room
+            # While some connection is parked, the next one can take its place: keep taking.
+            self._set_at_capacity(held >= cap and not self.parked)
+        if evicted is not None:
+            self.slot.evicted += 1
+            self._close(evicted)
+
+    def _idle_parked(self) -> Connection | None:
+        """Take out of `parked` the connection parked longest with no bytes waiting in its
+        socket (cond held): one whose next request is already there is not idle, even before
+        the poller has said so. Looks at the oldest 32 at most."""
+        for n, (fd, conn) in enumerate(self.parked.items()):
+            if n == 32:
+                return None
+            try:
+                waiting = conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except OSError:  # nothing there (BlockingIOError), or reset: as good as closed
+                waiting = b""
+            if not waiting:
+                del self.parked[fd]
+                return conn
+        return None
+
+    def _set_at_capacity(self, full: bool) -> None:
+        """Stop or start taking new connections (cond held)."""
+        if full == self.at_capacity or not self.taking:
+            return
+        self.at_capacity = full
+        for fd in self.new_sources:
+            if full:
+                self.ep.unregister(fd)
+            else:
+                self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
 
     def _reject(self, conn: Connection, status: int) -> None:
         if status != 404:

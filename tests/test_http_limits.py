@@ -371,8 +371,9 @@ def test_write_timeout_is_not_logged_as_an_application_error(server):
 # -- connections ------------------------------------------------------------------------------
 
 
-def test_max_connections_per_worker_new_connections_wait_until_one_closes(server):
+def test_max_connections_per_worker_an_idle_connection_makes_room_for_a_new_one(server):
     # group capped: 1 worker, 1 thread, max_connections_per_worker 2, keepalive_timeout 10
+    before = server.stats()["groups"]["capped"]["idle_connections_closed"]
     held = []
     try:
         for n in range(2):
@@ -380,19 +381,43 @@ def test_max_connections_per_worker_new_connections_wait_until_one_closes(server
             held.append(client)
             client.send(get(f"/capped/held{n}"))
             assert client.read_reply().status == 200  # now idle keep-alive, parked in the worker
-        third = RawClient(server, 1.0)
+        third = RawClient(server, 5.0)
         held.append(third)
-        third.send(get("/capped/third"))
-        with pytest.raises(TimeoutError):
-            third.read_reply()  # not refused, not served: waits in the group's queue
-        held[0].close()
-        third.sock.settimeout(5.0)
         start = time.monotonic()
+        third.send(get("/capped/third"))
         reply = third.read_reply()
         assert reply is not None and reply.status == 200
-        assert time.monotonic() - start < 2.0, "served once a connection of the worker closed"
+        assert time.monotonic() - start < 2.0, "served at once, not after keepalive_timeout"
+        assert held[0].wait_closed(3.0) is not None, "the one idle longest made room"
+        held[1].send(get("/capped/held1-again"))  # the other is still there
+        again = held[1].read_reply()
+        assert again is not None and again.status == 200
     finally:
         for client in held:
+            client.close()
+    closed = server.stats()["groups"]["capped"]["idle_connections_closed"]
+    assert closed >= before + 1
+
+
+def test_max_connections_per_worker_silent_connections_make_room_too(server):
+    """Connections that never send a head hold a worker's places (worker-accept mode), or come
+    back as idle keep-alive: a crowd of them must not lock a new client out until its timeout."""
+    silent = []
+    try:
+        for n in range(2):
+            client = RawClient(server, 5.0)
+            silent.append(client)
+            client.send(get(f"/capped/first{n}"))
+            assert client.read_reply().status == 200
+        for _ in range(6):
+            silent.append(RawClient(server, 5.0))  # connected, never send
+        time.sleep(0.3)
+        start = time.monotonic()
+        reply = exchange(server, get("/capped/newcomer"), timeout=5)
+        assert reply is not None and reply.status == 200
+        assert time.monotonic() - start < 2.0
+    finally:
+        for client in silent:
             client.close()
 
 

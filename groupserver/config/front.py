@@ -23,11 +23,9 @@ class FrontConfig(BaseModel):
     to one group, and `front` otherwise. In worker-accept mode `limits.max_connections` does not
     apply (each worker stops accepting at `max_connections_per_worker`), and listeners with
     `proxy_protocol` are refused (the PROXY header is read only by the front). There, a
-    connection that has not sent its head yet holds one of those places until it does or
-    `head_timeout` closes it; the front holds such connections itself, up to
-    `max_connections`. So a site exposed to slow or idle clients without a proxy in front is
-    better served by `accept: front` (measured: 1,500 silent connections kept a new client of a
-    one-worker site waiting in worker-accept mode, and did not delay it with a front).
+    connection that has not sent its head yet takes one of those places until it does, or
+    until `head_timeout` or a worker at its cap that needs the place closes it; with a front,
+    the front holds such connections, up to `max_connections`.
 
     `processes` front processes share the listeners (each wakes for its own connections), for
     hosts where one front process, touched once per new connection, is not enough;

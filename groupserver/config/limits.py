@@ -39,8 +39,8 @@ Seconds = Annotated[float, BeforeValidator(_seconds), Strict()]
 _BODY = "largest request body in bytes, counted as it arrives for chunked bodies (413)"
 _KEEPALIVE_REQUESTS = "requests served on one keep-alive connection before it is closed (0: no cap)"
 _PER_WORKER = (
-    "connections one worker holds (in flight plus idle keep-alive); at the cap it stops taking "
-    "new ones, which then wait in the group's queue"
+    "connections one worker holds (in flight plus idle keep-alive); at the cap a new one "
+    "closes the one idle longest, or waits in the group's queue when none is idle"
 )
 _BODY_TIMEOUT = "seconds the body may pause between two reads before the request fails"
 _KEEPALIVE = "seconds an idle keep-alive connection is kept open between requests"

@@ -202,6 +202,7 @@ def group_document(
         },
         "backlog": backlog,
         "backlog_max": tracker.backlog_max,
+        "idle_connections_closed": totals.evicted,
         "shed": {
             "queue_timeout": totals.shed_queue,
             "limits": totals.shed_limits,

@@ -64,6 +64,12 @@ def _number(value: float) -> str:
 _GROUP_VALUES = (
     ("groupserver_requests_total", "counter", "Requests served.", "requests_total"),
     (
+        "groupserver_idle_connections_closed_total",
+        "counter",
+        "Idle connections closed at max_connections_per_worker to take a new one.",
+        "idle_connections_closed",
+    ),
+    (
         "groupserver_failing",
         "gauge",
         "1 while the group's workers (or its preloader) keep dying at start-up.",
