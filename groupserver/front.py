@@ -185,6 +185,8 @@ class FrontServer:
                 self.accept_paused_until = time.monotonic() + 1.0
                 self._stop_accepting()
                 return
+            if self._pending_count() >= self.max_pending:
+                self._drop_oldest_head()  # make room for this one
             # No O_NONBLOCK on the socket (it is shared with the worker, which wants it blocking):
             # every call here says MSG_DONTWAIT. TCP_NODELAY comes from the listener.
             pending = _Pending(sock, now_us(), time.monotonic())
@@ -193,9 +195,19 @@ class FrontServer:
                 pending.local = self.local_addresses.get(lsock.fileno())
             pending.awaiting_proxy = lsock.fileno() in self.proxy_fds
             self._read_head(pending)
-            if self._pending_count() >= self.max_pending:
-                self._stop_accepting()  # the rest wait in the kernel's listen backlog
+            if self._pending_count() >= self.max_pending and not self.heads:
+                # Every connection held has its request, waiting for a group's full queue:
+                # the rest wait in the kernel's listen backlog.
+                self._stop_accepting()
                 return
+
+    def _drop_oldest_head(self) -> None:
+        """At max_connections, close the connection that has waited longest for its head (or the
+        rest of it), as nginx reuses such connections: a crowd of silent or slow clients cannot
+        keep new ones out until head_timeout. Those whose request is complete stay."""
+        if self.heads:
+            self._drop(next(iter(self.heads.values())))  # oldest first
+            self.slot.evicted += 1
 
     def _read_head(self, pending: _Pending) -> None:
         sock = pending.sock

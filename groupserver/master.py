@@ -243,12 +243,14 @@ class Master:
         """Workers of a group that are ready and not retiring."""
         return [c for c in self._children("worker", group) if c.ready]
 
-    def front_shed_limits(self) -> int:
-        """Requests the fronts refused for a limit (site-wide: before routing)."""
-        total = self.front_totals.shed_limits
+    def front_count(self, counter: str) -> int:
+        """A counter of the fronts, gone and running: shed_limits (requests refused for a limit,
+        site-wide: before routing) or evicted (connections without a head closed at
+        max_connections to take a new one)."""
+        total = getattr(self.front_totals, counter)
         for child in self.children.values():
             if child.role == "front":
-                total += self.scoreboard[child.slot].shed_limits
+                total += getattr(self.scoreboard[child.slot], counter)
         return total
 
     def governor_state(self) -> dict[str, object]:

@@ -459,8 +459,6 @@ def test_max_connections_extra_connection_is_served_not_refused(front_capped):
     try:
         with RawClient(front_capped, 5.0) as extra:  # connect() succeeds, never refused
             extra.send(get("/extra"))
-            time.sleep(0.3)  # let the extra connection meet the full front
-            slow[0].close()
             reply = extra.read_reply()
             assert reply is not None and reply.status == 200
     finally:
@@ -468,21 +466,26 @@ def test_max_connections_extra_connection_is_served_not_refused(front_capped):
             client.close()
 
 
-def test_max_connections_extra_connection_waits_in_the_backlog(front_capped):
+def test_max_connections_a_new_connection_closes_the_one_waiting_longest_for_its_head(
+    front_capped,
+):
+    """A full front makes room as nginx does: a crowd of slow or silent clients cannot keep new
+    ones waiting until head_timeout."""
+    before = front_capped.stats()["front"]["idle_connections_closed"]
     slow = _fill_front(front_capped)
     try:
-        with RawClient(front_capped, 1.0) as extra:
-            extra.send(get("/extra"))
-            with pytest.raises(TimeoutError):
-                extra.read_reply()
-            assert extra.sock.getsockname()[1] not in _front_peers(front_capped)
-            slow[0].close()
-            extra.sock.settimeout(5.0)
-            reply = extra.read_reply()
-            assert reply is not None and reply.status == 200, "served once a slot freed up"
+        start = time.monotonic()
+        reply = exchange(front_capped, get("/extra"), timeout=5)
+        assert reply is not None and reply.status == 200
+        assert time.monotonic() - start < 2.0, "served at once, not after head_timeout"
+        assert slow[0].wait_closed(3.0) is not None, "the oldest head-less connection made room"
+        slow[1].send(b"Host: t\r\n\r\n")  # the other one finishes its head and is served
+        finished = slow[1].read_reply()
+        assert finished is not None and finished.status == 200
     finally:
         for client in slow:
             client.close()
+    assert front_capped.stats()["front"]["idle_connections_closed"] >= before + 1
 
 
 # -- application failures ---------------------------------------------------------------------

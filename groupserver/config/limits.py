@@ -74,7 +74,7 @@ class SiteLimits(BaseModel):
         10000,
         ge=1,
         description="connections the front holds while their heads arrive or their group's "
-        "queue is full",
+        "queue is full; at the cap a new one closes the one waiting longest for its head",
     )
     max_connections_per_worker: _Int = Field(1000, ge=1, description=_PER_WORKER)
     head_timeout: Seconds = Field(

@@ -98,7 +98,10 @@ class SiteStats:
             "generation": master.generation,
             "uptime_seconds": round(now - self.started, 1),
             "time": now,
-            "front": {"shed_limits": master.front_shed_limits()},
+            "front": {
+                "shed_limits": master.front_count("shed_limits"),
+                "idle_connections_closed": master.front_count("evicted"),
+            },
             "memory_governor": master.governor_state(),
             "groups": groups,
         }
