@@ -584,7 +584,11 @@ class Master:
             if not self.group_failing(group) or self.ready_workers(group):
                 continue
             state = self.groups[group]
-            next_start = max(state.workers_backoff.next_spawn, state.preload_backoff.next_spawn)
+            next_start = max(
+                state.workers_backoff.next_spawn,
+                state.preload_backoff.next_spawn,
+                self.fork_backoff.next_spawn,
+            )
             retry_after = max(1, math.ceil(next_start - now))
             queued = refuse_queued(self.channels[group], retry_after)
             state.totals.taken += queued  # out of the queue: not backlog any more
@@ -1177,11 +1181,16 @@ class Master:
         log.error("%s died %s (%s)%s", child.describe(), stage, how, when)
 
     def group_failing(self, group: str) -> bool:
-        """Whether the group's workers (or its preloader) keep dying at start-up."""
+        """Whether the group's workers (or its preloader) keep dying at start-up, or cannot be
+        started at all (fork() keeps failing, for every group)."""
         state = self.groups.get(group)
         if state is None:
             return False
-        return state.workers_backoff.failing or state.preload_backoff.failing
+        return (
+            state.workers_backoff.failing
+            or state.preload_backoff.failing
+            or self.fork_backoff.failing
+        )
 
 
 def _version() -> str:

@@ -44,6 +44,12 @@ def test_the_master_survives_fork_failing_and_starts_the_worker_once_it_can(
     assert "trying again in 0.5s" in server.log() and "trying again in 1.0s" in server.log()
     assert server.proc.poll() is None, "the master is alive"
     assert server.stats()["groups"]["main"]["workers"] == []  # and answers
+    # After three failed starts in a row the group is failing: its requests get a 503 with
+    # Retry-After at once instead of waiting for a worker that cannot be started.
+    wait_for(lambda: server.stats()["groups"]["main"]["failing"], timeout=15)
+    status, headers, _ = server.request("GET", "/while-fork-fails", timeout=5)
+    assert status == 503 and int(headers["Retry-After"]) >= 1
+    server.wait_log("group main is failing: answering its requests with 503")
     (pids_cgroup / "pids.max").write_text("max")
     server.wait_log("starting processes again (fork failed ", timeout=20)
     assert server.get_json("/after")["group"] == "main"

@@ -72,7 +72,8 @@ _GROUP_VALUES = (
     (
         "groupserver_failing",
         "gauge",
-        "1 while the group's workers (or its preloader) keep dying at start-up.",
+        "1 while the group's workers (or its preloader) keep dying at start-up, or fork() keeps "
+        "failing.",
         "failing",
     ),
     ("groupserver_busy_threads", "gauge", "Request threads serving now.", "busy_threads"),
