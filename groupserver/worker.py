@@ -32,6 +32,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from groupserver.accesslog import AccessLog, reopen_error_logs
@@ -928,16 +929,18 @@ class WorkerServer:
     def _idle_parked(self) -> Connection | None:
         """Take out of `parked` the connection parked longest with no bytes waiting in its
         socket (cond held): one whose next request is already there is not idle, even before
-        the poller has said so. Looks at the oldest 32 at most."""
-        for n, (fd, conn) in enumerate(self.parked.items()):
-            if n == 32:
-                return None
+        the poller has said so. Looks at the oldest 32 at most.
+
+        The copy of the oldest entries is taken in one step, and each is taken out with pop():
+        the sweep pops expired connections without the lock (nothing adds to `parked` while
+        we hold it).
+        """
+        for fd, conn in list(islice(self.parked.items(), 32)):
             try:
                 waiting = conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except OSError:  # nothing there (BlockingIOError), or reset: as good as closed
                 waiting = b""
-            if not waiting:
-                del self.parked[fd]
+            if not waiting and self.parked.pop(fd, None) is conn:
                 return conn
         return None
 
@@ -1060,7 +1063,8 @@ class WorkerServer:
             self._stop_taking()
         elif self.listeners:
             self._stop_accepting()
-        idle = [self.parked.pop(fd) for fd in list(self.parked) if fd in self.parked]
+        # pop(fd, None): the leader's sweep may take an expired one at the same time
+        idle = [c for c in (self.parked.pop(fd, None) for fd in list(self.parked)) if c is not None]
         for conn in idle:
             if conn.buf:
                 self.parked[conn.sock.fileno()] = conn  # a head is arriving: let it finish
