@@ -9,6 +9,8 @@ from typing import Any, TextIO
 
 from groupserver.http.parser import RequestHead
 
+log = logging.getLogger("groupserver.accesslog")
+
 
 class AccessLog:
     """One line per request, written by the worker that served it."""
@@ -30,14 +32,28 @@ class AccessLog:
         return self.stream is not None
 
     def reopen(self) -> None:
-        """Reopen the file (after logrotate moved it; USR1)."""
+        """Reopen the file (after logrotate moved it; USR1).
+
+        A file that cannot be opened (its directory gone, no permission) never stops the
+        worker: it logs why and keeps writing to the file it had, if any; the next USR1 tries
+        again.
+        """
         if self.target is None:
             return
         if self.target == "-":
             self.stream = sys.stdout
             return
         old = self.stream
-        self.stream = open(self.target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        try:
+            self.stream = open(self.target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            log.error(
+                "access_log: cannot open %s: %s; %s",
+                self.target,
+                exc.strerror or exc,
+                "still writing to the file open before" if old else "no access log for now",
+            )
+            return
         if old is not None and old is not sys.stdout:
             old.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -137,6 +138,15 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def _serve(config: SiteConfig) -> int:
+    for key in ("access_log", "error_log"):
+        path = getattr(config, key)
+        folder = os.path.dirname(os.path.abspath(path)) if path and path != "-" else None
+        if folder is not None and not os.path.isdir(folder):
+            print(
+                f"{config.source_path or 'site.yaml'}: {key}: no such directory {folder}",
+                file=sys.stderr,
+            )
+            return 2
     _setup_logging(config)
     from groupserver.master import Master
 

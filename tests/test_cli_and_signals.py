@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -89,6 +90,44 @@ def test_access_log_and_usr1_reopen(make_server, tmp_path):
     wait_for(lambda: log_path.exists())
     server.request("GET", "/after-rotate")
     wait_for(lambda: "/after-rotate" in log_path.read_text())
+
+
+def test_an_access_log_that_cannot_be_reopened_never_stops_the_site(make_server, tmp_path):
+    """logrotate gone wrong (the directory removed, say): the workers log why and keep serving
+    (a worker used to die of it, and so did each replacement: the group failed with 503s)."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    log_path = folder / "access.log"
+    server = make_server(site_yaml({"main": {}}, extra=f"access_log: '{log_path}'"))
+    server.request("GET", "/before")
+    wait_for(lambda: log_path.exists() and "/before" in log_path.read_text())
+    shutil.rmtree(folder)
+    server.send_signal(signal.SIGUSR1)
+    server.wait_log(f"access_log: cannot open {log_path}: No such file or directory")
+    for n in range(3):
+        assert server.request("GET", f"/during-{n}")[0] == 200
+    (workers,) = server.processes_titled("(wsgi:main)")
+    assert workers.pid in server.known_pids, "the same worker, not a replacement"
+    folder.mkdir()
+    server.send_signal(signal.SIGUSR1)  # mended: the next USR1 opens it again
+    wait_for(lambda: log_path.exists())
+    server.request("GET", "/mended")
+    wait_for(lambda: "/mended" in log_path.read_text())
+
+
+def test_log_paths_are_relative_to_the_yaml_file_and_their_directory_must_exist(make_server):
+    server = make_server(
+        site_yaml({"main": {"chdir": "app"}}, extra="access_log: logs/access.log"), start=False
+    )
+    (server.dir / "app").mkdir()
+    refused = server.cli("serve")
+    assert refused.returncode == 2
+    assert f"access_log: no such directory {server.dir / 'logs'}" in refused.stderr
+    (server.dir / "logs").mkdir()
+    server.start()
+    server.request("GET", "/where")
+    # next to site.yaml: not in the group's chdir, nor wherever the server was started
+    wait_for(lambda: "/where" in (server.dir / "logs" / "access.log").read_text())
 
 
 def _has_ipv6() -> bool:

@@ -72,6 +72,14 @@ def load_config(path: str | os.PathLike[str]) -> SiteConfig:
         ) from None
     config = parse_config(text, source)
     config.source_path = os.path.abspath(source)
+    # Like chdir, python_path and control_socket: relative to the YAML file, not to wherever
+    # the server was started (nor to a group's chdir, which a worker applies before it opens
+    # the access log).
+    base = os.path.dirname(config.source_path)
+    for key in ("access_log", "error_log"):
+        value = getattr(config, key)
+        if value and value != "-" and not os.path.isabs(value):
+            setattr(config, key, os.path.join(base, value))
     return config
 
 

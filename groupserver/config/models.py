@@ -639,9 +639,14 @@ class SiteConfig(BaseModel):
         "defined, that group)",
     )
     access_log: str | None = Field(
-        None, description="access log: '-' for stdout or a file path (unset: no access log)"
+        None,
+        description="access log: '-' for stdout or a file path, relative to the YAML file's "
+        "directory (unset: no access log)",
     )
-    error_log: str | None = Field(None, description="error log file path (unset: stderr)")
+    error_log: str | None = Field(
+        None,
+        description="error log file path, relative to the YAML file's directory (unset: stderr)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="error log verbosity"
     )
