@@ -371,16 +371,22 @@ def test_write_timeout_is_not_logged_as_an_application_error(server):
 # -- connections ------------------------------------------------------------------------------
 
 
+def _hold_kept_alive(server, clients: list[RawClient], count: int) -> None:
+    """Open count connections to group capped, each served once and now idle keep-alive (parked
+    in the worker); they are added to clients as they open, for the caller to close."""
+    for n in range(count):
+        client = RawClient(server, 5.0)
+        clients.append(client)
+        client.send(get(f"/capped/held{n}"))
+        assert client.read_reply().status == 200
+
+
 def test_max_connections_per_worker_an_idle_connection_makes_room_for_a_new_one(server):
     # group capped: 1 worker, 1 thread, max_connections_per_worker 2, keepalive_timeout 10
     before = server.stats()["groups"]["capped"]["idle_connections_closed"]
-    held = []
+    held: list[RawClient] = []
     try:
-        for n in range(2):
-            client = RawClient(server, 5.0)
-            held.append(client)
-            client.send(get(f"/capped/held{n}"))
-            assert client.read_reply().status == 200  # now idle keep-alive, parked in the worker
+        _hold_kept_alive(server, held, 2)
         third = RawClient(server, 5.0)
         held.append(third)
         start = time.monotonic()
@@ -402,13 +408,9 @@ def test_max_connections_per_worker_an_idle_connection_makes_room_for_a_new_one(
 def test_max_connections_per_worker_silent_connections_make_room_too(server):
     """Connections that never send a head hold a worker's places (worker-accept mode), or come
     back as idle keep-alive: a crowd of them must not lock a new client out until its timeout."""
-    silent = []
+    silent: list[RawClient] = []
     try:
-        for n in range(2):
-            client = RawClient(server, 5.0)
-            silent.append(client)
-            client.send(get(f"/capped/first{n}"))
-            assert client.read_reply().status == 200
+        _hold_kept_alive(server, silent, 2)
         for _ in range(6):
             silent.append(RawClient(server, 5.0))  # connected, never send
         time.sleep(0.3)
