@@ -312,3 +312,15 @@ def test_advise_adds_processes_not_threads_when_the_concurrency_limit_holds_requ
     blocking = advise_group(_group_stats(threads=8, limit=8, queue_p90=0.08))
     assert blocking["suggest"] == {"processes": 2, "threads": 12}
     assert "threads are cheap here" in blocking["text"]
+    assert "idle connections were closed" not in blocking["text"]
+
+
+def test_advise_mentions_idle_connections_closed_at_the_connection_cap():
+    capped = advise_group(
+        _group_stats(threads=2, limit=2, queue_p90=0.0) | {"idle_connections_closed": 40}
+    )
+    assert capped["facts"]["idle_connections_closed"] == 40
+    assert capped["text"].endswith(
+        "(and 40 idle connections were closed at max_connections_per_worker to take new ones: "
+        "if clients reconnect often, raise it)"
+    )

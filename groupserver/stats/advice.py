@@ -43,6 +43,7 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
         "involuntary_ctx_per_s": switches,
         "concurrency_limit": limit,
         "uss_per_worker_bytes": int(sum(uss) / len(uss)) if uss else 0,
+        "idle_connections_closed": g.get("idle_connections_closed", 0),
     }
     need = max(1, math.ceil(peak * _HEADROOM))
     starved = g["backlog_max"] > 0 or queue_p90 > _QUEUE_P90
@@ -73,6 +74,14 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
         new_processes, new_threads = processes, threads
         reason = f"peak {peak} of {capacity} threads busy: capacity fits"
     suggestion = f"processes: {new_processes}, threads: {new_threads}"
+    closed = facts["idle_connections_closed"]
+    if closed:
+        # Not about processes x threads: the connection cap. Clients whose idle keep-alive
+        # connection was closed reconnect (a handshake each, more with TLS at the proxy).
+        suggestion += (
+            f" (and {closed} idle connections were closed at max_connections_per_worker to "
+            "take new ones: if clients reconnect often, raise it)"
+        )
     return {
         "group": g["name"],
         "facts": facts,
