@@ -63,7 +63,9 @@ class ControlCommands:
             known = ", ".join(master.config.groups)
             return {"ok": False, "error": f"no such group {group!r} (groups: {known})"}
         if cmd == "scale":
-            count = int(request["processes"])
+            count = request["processes"]
+            if type(count) is not int:  # not 2.5, 1e308, "3" or true
+                return {"ok": False, "error": f"processes must be an integer (got {count!r})"}
             if count < 1:
                 return {"ok": False, "error": "processes must be >= 1"}
             problem = master.set_processes(group, count)

@@ -252,6 +252,8 @@ def test_ctl_scale_recycle_reload_and_stop(make_server):
         "ok": False,
         "error": "unknown command 'nope'",
     }
+    huge = send_command(control, {"cmd": "scale", "group": "main", "processes": 1e308})
+    assert huge == {"ok": False, "error": "processes must be an integer (got 1e+308)"}
     too_many = server.cli("ctl", "scale", "main", "5000")  # not a fork bomb
     assert too_many.returncode == 1
     assert "group main cannot grow to 5000 processes: the site runs at most 1024" in (
