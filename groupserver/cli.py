@@ -192,9 +192,14 @@ def _check(config: SiteConfig) -> int:
 
 
 def _route(config: SiteConfig, url: str, host: str | None, method: str) -> int:
-    from urllib.parse import unquote
+    from urllib.parse import unquote, urlsplit
 
-    path = unquote(url.split("?", 1)[0].split("#", 1)[0], encoding="latin-1")
+    target = url
+    if "://" in url:  # a whole URL, as a proxy sends it (absolute form): its host and path
+        parts = urlsplit(url)
+        host = host or parts.hostname
+        target = parts.path or "/"
+    path = unquote(target.split("?", 1)[0].split("#", 1)[0], encoding="latin-1")
     match = Router(config.routes, config.default_group).route_for(path, host, method.upper())
     if match is None:
         print(f"{url}: no route and no default_group: 404")

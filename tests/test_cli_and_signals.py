@@ -53,6 +53,9 @@ def test_route_prints_the_group_for_a_url():
     assert "group admin (routes[2]: prefix /admin)" in result.stdout
     assert "group volume" in _run("route", config, "/").stdout
     assert "group main (default group)" in _run("route", config, "/other").stdout
+    # a whole URL (absolute form, as the server routes it): by its path
+    absolute = _run("route", config, "http://example.com/admin/users?x=1").stdout
+    assert "group admin (routes[2]: prefix /admin)" in absolute
 
 
 def test_ttin_and_ttou_change_the_default_group(make_server):
