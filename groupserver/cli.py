@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     route = commands.add_parser("route", help="print the route and group that would serve a URL")
     route.add_argument("config")
     route.add_argument("url", help="a path with optional query, e.g. '/admin/users?x=1'")
-    route.add_argument("--host", default=None)
+    route.add_argument("--host", default=None, help="the Host header (a whole URL's host wins)")
     route.add_argument("--method", default="GET")
 
     status = commands.add_parser("status", help="live per-group stats of a running site")
@@ -197,7 +197,7 @@ def _route(config: SiteConfig, url: str, host: str | None, method: str) -> int:
     target = url
     if "://" in url:  # a whole URL, as a proxy sends it (absolute form): its host and path
         parts = urlsplit(url)
-        host = host or parts.hostname
+        host = parts.hostname or host  # RFC 9112 3.2.2: it replaces the Host header (--host)
         target = parts.path or "/"
     path = unquote(target.split("?", 1)[0].split("#", 1)[0], encoding="latin-1")
     match = Router(config.routes, config.default_group).route_for(path, host, method.upper())
