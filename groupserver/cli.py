@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     route = commands.add_parser("route", help="print the route and group that would serve a URL")
     route.add_argument("config")
-    route.add_argument("url", help="a path with optional query, e.g. '/admin/users?x=1'")
+    route.add_argument("url", help="a path with optional query ('/admin/users?x=1') or a URL")
     route.add_argument("--host", default=None, help="the Host header (a whole URL's host wins)")
     route.add_argument("--method", default="GET")
 
