@@ -368,9 +368,7 @@ def test_a_ready_worker_whose_app_exits_with_3_is_a_crash_not_a_start_up_failure
     comes from the app: no back-off, and the group is not failing after three of them."""
     server = make_server(site_yaml({"main": {"processes": 1, "threads": 1}}))
     for n in range(1, 4):
-        with socket.create_connection((server.host, server.port), timeout=10) as sock:
-            sock.sendall(b"GET /exit-process?code=3 HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert read_until_closed(sock) == b""
+        assert server.raw(b"GET /exit-process?code=3 HTTP/1.1\r\nHost: x\r\n\r\n", 10) == b""
         server.wait_log("died unexpectedly (exit code 3); replacing it\n", count=n)
         assert server.get_json(f"/after-{n}")["group"] == "main"
     assert "died at start-up" not in server.log()

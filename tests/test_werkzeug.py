@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 
-from conftest import read_until_closed, site_yaml
+from conftest import site_yaml
 
 WERKZEUG = site_yaml({"main": {"app": "werkzeug_app:application", "threads": 2}})
 
 
 def _post(server, framing: bytes, body: bytes) -> dict:
-    with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        sock.sendall(
-            b"POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + framing + b"\r\n" + body
-        )
-        reply = read_until_closed(sock)
+    head = b"POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + framing + b"\r\n"
+    reply = server.raw(head + body, timeout=10)
     head, _, payload = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), head
     return json.loads(payload)
