@@ -642,19 +642,10 @@ class Master:
         """Ask the group's preloading parent for one worker (it reaches us re-parented)."""
         assert preloader.control is not None
         now = time.monotonic()
-        if not self.fork_backoff.due(now):
+        reserved = self._reserve("worker", group, now)
+        if reserved is None:
             return
-        try:
-            slot = self._allocate_slot("worker", group)
-        except ScoreboardFull as exc:
-            self._cannot_start("worker", group, exc, now)
-            return
-        try:
-            status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        except OSError as exc:
-            self.scoreboard.release(slot)
-            self._cannot_start("worker", group, exc, now)
-            return
+        slot, status_r, status_w = reserved
         try:
             request_spawn(preloader.control, slot, status_w)
         except OSError as exc:
@@ -664,6 +655,7 @@ class Master:
             return
         finally:
             os.close(status_w)
+        self._started(now)
         key = self.next_key
         self.next_key -= 1
         self._watch_status(status_r)
@@ -844,17 +836,38 @@ class Master:
         os.set_blocking(status_r, False)
         self.poller.register(status_r, select.EPOLLIN)
 
-    def _fork(self, role: str, group: str | None) -> None:
-        now = time.monotonic()
+    def _reserve(self, role: str, group: str | None, now: float) -> tuple[int, int, int] | None:
+        """A scoreboard slot and a status pipe (read end, write end) for a new process; None
+        while fork_backoff says wait, or when there is none to be had (then it waits)."""
         if not self.fork_backoff.due(now):
-            return
-        slot = status_r = status_w = -1
-        control = child_control = None
+            return None
+        slot = -1
         try:
             slot = self._allocate_slot(role, group)
+            status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        except (OSError, ScoreboardFull) as exc:
+            if slot >= 0:
+                self.scoreboard.release(slot)
+            self._cannot_start(role, group, exc, now)
+            return None
+        return slot, status_r, status_w
+
+    def _started(self, now: float) -> None:
+        """A new process is on its way: starting works again, if it had stopped working."""
+        if self.fork_backoff.failures:
+            log.info("starting processes again (fork failed %d times)", self.fork_backoff.failures)
+            self.fork_backoff.record_exit(False, now)  # no more waiting
+
+    def _fork(self, role: str, group: str | None) -> None:
+        now = time.monotonic()
+        reserved = self._reserve(role, group, now)
+        if reserved is None:
+            return
+        slot, status_r, status_w = reserved
+        control = child_control = None
+        try:
             if group is not None:
                 self._plan(group)  # built here, inherited by the child
-            status_r, status_w = os.pipe2(os.O_CLOEXEC)
             if role == "preloader":
                 control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             # A signal for the new child that arrived before it dropped our handlers would only
@@ -866,15 +879,13 @@ class Master:
             except OSError:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
                 raise
-        except (OSError, ScoreboardFull) as exc:
-            for fd in (status_r, status_w):
-                if fd >= 0:
-                    os.close(fd)
+        except OSError as exc:
+            os.close(status_r)
+            os.close(status_w)
             for end in (control, child_control):
                 if end is not None:
                     end.close()
-            if slot >= 0:
-                self.scoreboard.release(slot)
+            self.scoreboard.release(slot)
             self._cannot_start(role, group, exc, now)
             return
         if pid == 0:
@@ -889,10 +900,8 @@ class Master:
                 traceback.print_exc()
             finally:
                 os._exit(1)
-        if self.fork_backoff.failures:
-            log.info("starting processes again (fork failed %d times)", self.fork_backoff.failures)
-            self.fork_backoff.record_exit(False, now)  # a start that worked: no more waiting
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+        self._started(now)
         os.close(status_w)
         if control is not None:
             child_control.close()
