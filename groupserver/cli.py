@@ -138,10 +138,9 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def _serve(config: SiteConfig) -> int:
-    for key in ("access_log", "error_log"):
-        path = getattr(config, key)
-        folder = os.path.dirname(os.path.abspath(path)) if path and path != "-" else None
-        if folder is not None and not os.path.isdir(folder):
+    for key, path in config.log_files().items():
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
             print(
                 f"{config.source_path or 'site.yaml'}: {key}: no such directory {folder}",
                 file=sys.stderr,

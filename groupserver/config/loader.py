@@ -76,10 +76,8 @@ def load_config(path: str | os.PathLike[str]) -> SiteConfig:
     # the server was started (nor to a group's chdir, which a worker applies before it opens
     # the access log).
     base = os.path.dirname(config.source_path)
-    for key in ("access_log", "error_log"):
-        value = getattr(config, key)
-        if value and value != "-" and not os.path.isabs(value):
-            setattr(config, key, os.path.join(base, value))
+    for key, path in config.log_files().items():
+        setattr(config, key, os.path.join(base, path))  # an absolute path stays as it is
     return config
 
 

@@ -696,6 +696,11 @@ class SiteConfig(BaseModel):
         """The group whose workers accept connections themselves (None: a front process does)."""
         return self._accepting_group
 
+    def log_files(self) -> dict[str, str]:
+        """The log keys that name a file, with their paths (not unset, not '-' for stdout)."""
+        named = {"access_log": self.access_log, "error_log": self.error_log}
+        return {key: path for key, path in named.items() if path and path != "-"}
+
     def _resolve_accept(self) -> tuple[str | None, str | None]:
         """(accepting group, problem) from front.accept, the routes and the listeners."""
         choice = self.front.accept
