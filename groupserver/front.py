@@ -185,8 +185,10 @@ class FrontServer:
                 self.accept_paused_until = time.monotonic() + 1.0
                 self._stop_accepting()
                 return
-            if self._pending_count() >= self.max_pending:
-                self._drop_oldest_head()  # make room for this one
+            # Make room for this one. Only a connection still waiting for its head can give its
+            # place (and with none, as on the fast path, nothing is counted here at all).
+            if self.heads and self._pending_count() >= self.max_pending:
+                self._drop_oldest_head()
             # No O_NONBLOCK on the socket (it is shared with the worker, which wants it blocking):
             # every call here says MSG_DONTWAIT. TCP_NODELAY comes from the listener.
             pending = _Pending(sock, now_us(), time.monotonic())
@@ -205,9 +207,8 @@ class FrontServer:
         """At max_connections, close the connection that has waited longest for its head (or the
         rest of it), as nginx reuses such connections: a crowd of silent or slow clients cannot
         keep new ones out until head_timeout. Those whose request is complete stay."""
-        if self.heads:
-            self._drop(next(iter(self.heads.values())))  # oldest first
-            self.slot.evicted += 1
+        self._drop(next(iter(self.heads.values())))  # oldest first
+        self.slot.evicted += 1
 
     def _read_head(self, pending: _Pending) -> None:
         sock = pending.sock
