@@ -86,13 +86,13 @@ class WorkerWatch:
         if self.policy.request_timeout is not None:
             self._check_request_timeouts(now)
         inactivity = self.policy.inactivity_timeout
-        last_active = self.slot.last_active
-        # A worker that served nothing yet is as small as its replacement would be: restarting
-        # it would only import the app again, every inactivity_timeout, for as long as nobody
-        # comes.
-        if inactivity is not None and last_active and self.server.mode is None:
+        if inactivity is not None and self.server.mode is None:
+            # last_active 0: it served nothing yet, so it is as small as its replacement would
+            # be; restarting it would only import the app again, every inactivity_timeout, for
+            # as long as nobody comes.
+            last_active = self.slot.last_active
             idle_for = time.time() - last_active
-            if idle_for > inactivity and not self.server.inflight:
+            if last_active and idle_for > inactivity and not self.server.inflight:
                 log.info(
                     "worker %d (group %s): inactive for %.0fs; restarting it",
                     os.getpid(),
