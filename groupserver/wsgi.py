@@ -31,7 +31,6 @@ _DRAIN_LIMIT = 256 * 1024
 _BAD_RESPONSE_TEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*")
-_NO_BODY_STATUS = ("1", "204", "304")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -471,8 +470,12 @@ class Response:
             raise AssertionError("start_response called twice without exc_info")
         if not isinstance(status, str) or not _STATUS.fullmatch(status):
             raise ResponseError(f"invalid status line from the application: {status!r}")
+        code = int(status[:3])
+        if code < 200:
+            # WSGI has no interim responses: a client would wait for the final one for ever
+            raise ResponseError(f"a 1xx status is not a final response: {status!r}")
         self.status = status
-        self.status_code = int(status[:3])
+        self.status_code = code
         self.headers = headers
         return self.write
 
@@ -504,7 +507,10 @@ class Response:
             elif kind is _CLOSE:
                 self.keep_alive = False
             # _HOP: Connection without close, Transfer-Encoding, Keep-Alive are ours (PEP 3333)
-        if self.length is None and not status.startswith(_NO_BODY_STATUS):
+        code = self.status_code
+        if code == 204 or code == 304:
+            self._without_body(lines, code)
+        elif self.length is None:
             if body_len is not None:
                 self.length = body_len
                 lines.append(b"Content-Length: %d\r\n" % body_len)
@@ -523,6 +529,18 @@ class Response:
         lines.append(http_date())
         lines.append(b"\r\n")
         return b"".join(lines)
+
+    def _without_body(self, lines: list[bytes], code: int) -> None:
+        """A 204 or 304 ends at its head (RFC 9110 6.4.1): a body the app gives is dropped.
+
+        Sent on a kept-alive connection, those bytes would be read as the next response. A 304
+        keeps the app's Content-Length (the size of what a 200 would have sent); a 204 must not
+        have one (RFC 9110 8.6).
+        """
+        self.head_only = True
+        self.length = None
+        if code == 204:
+            lines[1:] = [line for line in lines[1:] if line[:15].lower() != b"content-length:"]
 
     def _mark_head_sent(self) -> None:
         self.head_sent = True
@@ -585,10 +603,7 @@ class Response:
             return False
         fd, offset, size = source
         if not self.head_sent:
-            if self.length is None and not self.status.startswith(_NO_BODY_STATUS):  # type: ignore[union-attr]
-                head = self._head_bytes(size)
-            else:
-                head = self._head_bytes(None)
+            head = self._head_bytes(size)
             self._mark_head_sent()
             self.conn.sock.sendall(head)
         if self.head_only:

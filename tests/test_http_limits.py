@@ -536,6 +536,35 @@ def test_a_body_chunk_that_is_not_bytes_gives_500_and_a_log_line(server, endpoin
     assert "ResponseError: a body chunk from the application is str, not bytes" in server.log()
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "status", "length"), [("no-content", 204, None), ("not-modified", 304, "5")]
+)
+def test_a_204_or_304_ends_at_its_head_and_the_next_response_follows_it(
+    server, endpoint, status, length
+):
+    """The app's body is dropped: on a kept-alive connection it would be read as a response."""
+    with RawClient(server) as client:
+        client.send(get(f"/{endpoint}") + get("/single/after-no-body"))
+        while client.buf.count(b"\r\n\r\n") < 2 and client._more():
+            pass
+        first_head, _, client.buf = client.buf.partition(b"\r\n\r\n")
+        assert first_head.startswith(b"HTTP/1.1 %d " % status)
+        assert client.buf.startswith(b"HTTP/1.1 200 OK\r\n"), client.buf[:40]
+        lengths = re.findall(rb"(?im)^content-length: *(\S+)", first_head)
+        assert lengths == ([length.encode()] if length else [])  # RFC 9110 8.6
+        after = client.read_reply()
+        assert after is not None and after.status == 200 and after.complete
+        assert b"after-no-body" in after.body
+        assert client.wait_closed(0.3) is None, "the connection stays open"
+
+
+def test_a_1xx_status_from_the_app_gives_500_not_a_client_left_waiting(server):
+    reply, closed = send_in(server, "first", get("/interim"))
+    assert_refused(reply, closed, 500)
+    wait_for(lambda: log_lines(server, "ERROR", "GET /interim"), timeout=3)
+    assert "ResponseError: a 1xx status is not a final response: '100 Continue'" in server.log()
+
+
 def test_system_exit_and_keyboard_interrupt_from_the_app_are_500s_and_the_thread_lives_on(server):
     """Raised in a request thread, they would end it: the group's only thread here."""
     for endpoint in ("exit", "interrupt", "exit"):

@@ -99,6 +99,15 @@ def application(environ, start_response):
     if endpoint == "str-chunk":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (piece for piece in ["not bytes", b"bytes"])
+    if endpoint == "no-content":  # a body (and a length) where HTTP allows none
+        start_response("204 No Content", [("Content-Length", "5")])
+        return [b"hello"]
+    if endpoint == "not-modified":
+        start_response("304 Not Modified", [("Content-Length", "5"), ("ETag", '"v1"')])
+        return (piece for piece in [b"he", b"llo"])
+    if endpoint == "interim":
+        start_response("100 Continue", [])
+        return [b""]
     if endpoint == "exit":
         raise SystemExit(3)
     if endpoint == "interrupt":
