@@ -18,6 +18,7 @@ import psutil
 import pytest
 from conftest import wait_for
 from http_corpus.rawhttp import RawClient, Reply, exchange, module_server
+from prometheus_client.parser import text_string_to_metric_families
 
 from groupserver.config import parse_config
 from groupserver.config.limits import GroupLimits, SiteLimits
@@ -430,6 +431,7 @@ listen: ['127.0.0.1:0']
 groups: {{main: {{app: 'corpus_app:application', threads: 2}}}}
 limits: {{max_connections: {FRONT_CAP}, head_timeout: 5}}
 front: {{accept: front}}
+stats: {{listen: '127.0.0.1:0'}}
 """
 
 
@@ -487,7 +489,13 @@ def test_max_connections_a_new_connection_closes_the_one_waiting_longest_for_its
     finally:
         for client in slow:
             client.close()
-    assert front_capped.stats()["front"]["idle_connections_closed"] >= before + 1
+    front = front_capped.stats()["front"]
+    assert front["idle_connections_closed"] >= before + 1
+    metrics = front_capped.stats_get("/metrics")[2].decode()
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    for key in ("idle_connections_closed", "shed_limits"):
+        (sample,) = families[f"groupserver_front_{key}"].samples
+        assert sample.value == front[key] and sample.labels == {}
 
 
 # -- application failures ---------------------------------------------------------------------

@@ -8,6 +8,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _labels(**labels: Any) -> str:
+    if not labels:
+        return ""
     inner = ",".join(
         f'{key}="{str(value).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
         for key, value in labels.items()
@@ -87,6 +89,19 @@ _GROUP_VALUES = (
     ("groupserver_backlog", "gauge", "Connections waiting in the group's queue.", "backlog"),
     ("groupserver_backlog_max", "gauge", "Largest backlog seen.", "backlog_max"),
 )
+# The front's figures (site-wide, before routing): (metric, help, key in the document's "front").
+_FRONT_VALUES = (
+    (
+        "groupserver_front_shed_limits_total",
+        "Requests the front refused for a limit before routing (413, 414, 431, 408).",
+        "shed_limits",
+    ),
+    (
+        "groupserver_front_idle_connections_closed_total",
+        "Connections without a complete head closed at max_connections to take a new one.",
+        "idle_connections_closed",
+    ),
+)
 # Per-group counts by a label: (metric, help, key of the {label value: count} mapping, label).
 _GROUP_COUNTS = (
     ("groupserver_responses_total", "Responses by status class.", "responses", "status"),
@@ -136,6 +151,8 @@ def render(doc: dict[str, Any]) -> str:
     """The whole /metrics page."""
     w = _Writer()
     w.metric("groupserver_up", "gauge", "The master is running.", 1, site=doc["site"])
+    for name, help_text, key in _FRONT_VALUES:
+        w.metric(name, "counter", help_text, doc["front"][key])
     for g in doc["groups"].values():
         group = g["name"]
         for name, mtype, help_text, key in _GROUP_VALUES:
