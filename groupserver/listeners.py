@@ -14,6 +14,10 @@ class ListenError(Exception):
     """A listener could not be created (address in use, bad path, ...)."""
 
 
+class SocketInUse(ListenError):
+    """A unix socket path another process still listens on (the site running twice, say)."""
+
+
 def create_listener(address: ListenAddress, backlog: int) -> socket.socket:
     """Bind and listen on one configured address."""
     if address.kind == "unix":
@@ -54,6 +58,12 @@ def _unix_listener(address: ListenAddress, backlog: int) -> socket.socket:
     path = address.path
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
+            if _listened_on(path):
+                # Taking it over would steal the other process's traffic, and its exit would
+                # remove our socket file.
+                raise SocketInUse(
+                    f"cannot listen on {address.display()}: another process listens on it"
+                )
             os.unlink(path)  # a stale socket from an earlier run
     except FileNotFoundError:
         pass
@@ -86,6 +96,21 @@ def describe(sock: socket.socket) -> str:
     if sock.family == socket.AF_INET6:
         return f"[{name[0]}]:{name[1]}"
     return f"{name[0]}:{name[1]}"
+
+
+def _listened_on(path: str) -> bool:
+    """Whether a process accepts connections on this socket path (refused: a stale file)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except (TimeoutError, BlockingIOError):
+            return True  # listening, with a full backlog
+        except OSError:
+            return False  # cannot tell (no permission, say): unlinking decides, as before
+    return True
 
 
 def remove_unix_paths(listeners: list[socket.socket]) -> None:

@@ -44,6 +44,7 @@ from groupserver.handoff import HandoffChannel
 from groupserver.identity import drop_privileges
 from groupserver.listeners import (
     ListenError,
+    SocketInUse,
     create_listener,
     create_unix_listener,
     describe,
@@ -108,6 +109,7 @@ class Master:
         self.generation = 0
         self.children: dict[int, Child] = {}
         self.listeners: list[socket.socket] = []
+        self.listeners_inherited = False  # passed by systemd (LISTEN_FDS): their files stay
         # The TCP ones, for backlog() 4 times a second: socket.family builds an enum member on
         # every call, code and objects that a forked worker would otherwise pay for.
         self.tcp_listeners: list[socket.socket] = []
@@ -151,6 +153,7 @@ class Master:
         if self.config.umask is not None:
             os.umask(self.config.umask)
         self.listeners = inherited_sockets()
+        self.listeners_inherited = bool(self.listeners)
         if self.listeners:
             log.info("using %d sockets passed by systemd (LISTEN_FDS)", len(self.listeners))
             for sock in self.listeners:
@@ -183,7 +186,9 @@ class Master:
         finally:
             for service in self.services:
                 service.close()
-            remove_unix_paths(self.listeners + [s.listener for s in self.services])
+            # Sockets systemd passed stay: their files are its own, for the next start.
+            ours = [] if self.listeners_inherited else self.listeners
+            remove_unix_paths(ours + [s.listener for s in self.services])
 
     def _start_services(self) -> None:
         """The stats listener, the control socket and the memory governor."""
@@ -196,6 +201,13 @@ class Master:
         self.control_path = control_socket_path(self.config)
         try:
             sock = create_unix_listener(self.control_path, 0o600, 16)
+        except SocketInUse:
+            # The same site runs already: a second master would take its control socket (and
+            # remove the file on exit), leaving the first one out of reach of ctl and status.
+            raise SocketInUse(
+                f"site {self.config.site} is running already: its control socket "
+                f"{self.control_path} answers"
+            ) from None
         except ListenError as exc:
             log.warning("no control socket: %s", exc)
         else:

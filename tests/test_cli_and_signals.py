@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, site_yaml, wait_for
+from conftest import APPS, ROOT, read_until_closed, site_yaml, wait_for
 
 
 def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -170,12 +170,75 @@ def test_mounted_route_moves_the_prefix_to_script_name(make_server):
 
 def test_umask_applies_to_unix_sockets(make_server, tmp_path):
     path = tmp_path / "u.sock"
-    make_server(
-        site_yaml({"main": {}}, extra="umask: '0077'").replace(
-            "listen: ['127.0.0.1:0']", f"listen: ['unix:{path}']"
-        )
-    )
+    make_server(_unix_site(path, extra="umask: '0077'"))
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+
+
+def _unix_site(path, extra: str = "") -> str:
+    return site_yaml({"main": {}}, extra=extra).replace(
+        "listen: ['127.0.0.1:0']", f"listen: ['unix:{path}']"
+    )
+
+
+def _unix_get(path, target: str) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        return read_until_closed(sock)
+
+
+def _serve_beside(server, yaml_text: str) -> tuple[int, str]:
+    """`serve` another site file in the running server's directory; it must exit by itself."""
+    other = server.dir / "again.yaml"
+    other.write_text(yaml_text)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "groupserver", "serve", str(other)],
+        cwd=server.dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(APPS), str(ROOT)])),
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the master and the workers it forked
+        proc.communicate()
+        raise AssertionError("the second serve kept running") from None
+    return proc.returncode, out
+
+
+def test_serving_a_running_site_again_is_refused_and_leaves_the_first_in_reach(make_server):
+    """Same site, same directory, so the same control socket; another port. A second master
+    would have taken the control socket, and removed its file on exit."""
+    server = make_server(site_yaml({"main": {}}))
+    code, out = _serve_beside(server, site_yaml({"main": {}}))
+    assert code == 1, out
+    control = server.dir / ".testsite.ctl"
+    assert f"site testsite is running already: its control socket {control} answers" in out
+    assert server.stats()["groups"]["main"]["workers"], "the first site's ctl still answers"
+    assert server.request("GET", "/still")[0] == 200
+
+
+def test_a_unix_socket_another_process_listens_on_is_not_taken_over(make_server, tmp_path):
+    path = tmp_path / "site.sock"
+    yaml_text = _unix_site(path)
+    first = make_server(yaml_text)
+    code, out = _serve_beside(first, yaml_text.replace("site: testsite", "site: other"))
+    assert code == 1, out
+    assert f"cannot listen on unix:{path}: another process listens on it" in out
+    assert b'"path_info": "/first"' in _unix_get(path, "/first")
+
+
+def test_a_stale_unix_socket_file_is_replaced(make_server, tmp_path):
+    """What a killed site leaves behind: a socket file nothing listens on."""
+    path = tmp_path / "site.sock"
+    with socket.socket(socket.AF_UNIX) as stale:
+        stale.bind(str(path))
+    make_server(_unix_site(path))
+    assert b'"path_info": "/fresh"' in _unix_get(path, "/fresh")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")

@@ -16,7 +16,7 @@ import time
 
 import psutil
 import pytest
-from conftest import APPS, ROOT, site_yaml, wait_for
+from conftest import APPS, ROOT, read_until_closed, site_yaml, wait_for
 
 
 def _echo(server, headers: dict[str, str]) -> dict:
@@ -145,6 +145,30 @@ def test_socket_activation_uses_the_passed_socket(tmp_path):
         assert b'"path_info": "/activated"' in data
     finally:
         _stop(proc)
+
+
+def test_a_unix_socket_passed_by_systemd_keeps_its_file_after_a_stop(tmp_path):
+    """The file is systemd's: without it the next start would get no connection at all."""
+    path = tmp_path / "activated.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(16)
+    proc = _start_with(tmp_path, site_yaml({"main": {}}), {}, pass_fds=(listener.fileno(),))
+    try:
+        wait_for(lambda: "ready:" in (tmp_path / "server.log").read_text(), timeout=15)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(str(path))
+            sock.sendall(b"GET /activated HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            assert b'"path_info": "/activated"' in read_until_closed(sock)
+    finally:
+        _stop(proc)
+    try:
+        assert path.exists(), "the socket file systemd made was removed"
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))  # systemd's socket takes connections for the next start
+    finally:
+        listener.close()
 
 
 def test_sd_notify_ready_reloading_and_stopping(tmp_path):
