@@ -217,6 +217,13 @@ class ListenAddress(BaseModel):
     Written as a string: `"127.0.0.1:8000"`, `"[::1]:8000"` (IPv6 in brackets), `":8000"` (all IPv4
     interfaces, 0.0.0.0) or `"unix:/run/site.sock"`; or as a mapping `{address: ..., mode: "0660"}`
     to set a unix socket's permissions. A single address may be given instead of a list.
+
+    A unix socket file left by a site that was killed is replaced. One that another process still
+    listens on is not: `serve` stops with `cannot listen on unix:PATH: another process listens on
+    it`, as it does for a TCP port in use. The same holds for the control socket, so serving a site
+    that is running already stops with `site NAME is running already: its control socket PATH
+    answers` (a second master would have taken `ctl` and `status` away from the first). The master
+    removes the files of the unix sockets it made when it exits.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
