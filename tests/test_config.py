@@ -220,6 +220,14 @@ def test_listen_address_display_in_code():
             "pages) (got 100000)",
         ),
         (
+            "{app: x, memory: {soft: 1G, hard: 512M}}",
+            "groups.main.memory: soft must be below hard (got soft 1G, hard 512M)",
+        ),
+        (
+            "{app: x, memory: {soft: 512M, hard: 512M}}",
+            "groups.main.memory: soft must be below hard (got soft 512M, hard 512M)",
+        ),
+        (
             "{app: x, stack_size: lots}",
             "groups.main.stack_size: must be a size such as 262144, '256K', '1M' or '1G' "
             "(got 'lots')",
@@ -243,6 +251,10 @@ def test_group_field_errors(group, message):
         ("source_path: /etc/x", "source_path: unknown key"),
         ("routes: {prefix: /}", "routes: must be a list (got {'prefix': '/'})"),
         ("site: ''", "site: must not be empty (got '')"),
+        (
+            "stats: {listen: nowhere}",
+            "stats.listen: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH (got 'nowhere')",
+        ),
     ],
 )
 def test_top_level_field_errors(top, message):
@@ -522,6 +534,23 @@ def test_load_config_names_the_file_and_sets_source_path(tmp_path):
     assert str(info.value) == f"{path}: groups.main.threads: must be >= 1 (got 0)"
     path.write_text("groups: {main: {app: x}}\n")
     assert load_config(path).source_path == str(path)
+
+
+def test_unix_socket_paths_are_relative_to_the_yaml_file(tmp_path):
+    """As log files, chdir and control_socket are: not to wherever serve was started."""
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        "listen: ['unix:run/site.sock', '127.0.0.1:0', 'unix:/abs/site.sock']\n"
+        "stats: {listen: 'unix:stats.sock'}\n"
+        "groups: {main: {app: x}}\n"
+    )
+    config = load_config(path)
+    assert [a.display() for a in config.listen] == [
+        f"unix:{tmp_path / 'run' / 'site.sock'}",
+        "127.0.0.1:0",
+        "unix:/abs/site.sock",
+    ]
+    assert config.stats.listen == f"unix:{tmp_path / 'stats.sock'}"
 
 
 def test_load_config_missing_file(tmp_path):

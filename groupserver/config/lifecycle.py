@@ -51,7 +51,7 @@ class MemoryLimits(BaseModel):
     samples /proc/self/smaps_rollup every `interval` seconds in a background thread. Above `soft`
     it retires after its current request (a replacement starts first); above `hard` it is killed
     at once. Neither happens before the worker lived `min_lifetime` seconds, so a worker that
-    starts big does not flap.
+    starts big does not flap. `soft` must be below `hard`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -67,3 +67,17 @@ class MemoryLimits(BaseModel):
     min_lifetime: Seconds = Field(
         5.0, ge=0, description="seconds a worker lives before a memory limit applies"
     )
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> MemoryLimits:
+        if self.soft is not None and self.hard is not None and self.soft >= self.hard:
+            from groupserver.config.models import problem
+            from groupserver.config.units import format_size
+
+            # the kill would always come first: the soft limit's graceful recycle never would
+            raise problem(
+                f"soft must be below hard (got soft {format_size(self.soft)}, "
+                f"hard {format_size(self.hard)})",
+                show_input=False,
+            )
+        return self

@@ -72,12 +72,22 @@ def load_config(path: str | os.PathLike[str]) -> SiteConfig:
         ) from None
     config = parse_config(text, source)
     config.source_path = os.path.abspath(source)
-    # Like chdir, python_path and control_socket: relative to the YAML file, not to wherever
-    # the server was started (nor to a group's chdir, which a worker applies before it opens
-    # the access log).
+    # Log files and unix socket paths, like chdir, python_path and control_socket: relative to
+    # the YAML file, not to wherever the server was started (nor to a group's chdir, which a
+    # worker applies before it opens the access log).
     base = os.path.dirname(config.source_path)
     for key, path in config.log_files().items():
         setattr(config, key, os.path.join(base, path))  # an absolute path stays as it is
+    config.listen = [
+        address.model_copy(update={"path": os.path.join(base, address.path)})
+        if address.kind == "unix"
+        else address
+        for address in config.listen
+    ]
+    stats = config.stats.listen
+    if stats and stats.startswith("unix:"):
+        update = {"listen": "unix:" + os.path.join(base, stats[len("unix:") :])}
+        config.stats = config.stats.model_copy(update=update)
     return config
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 from groupserver.config.limits import Seconds, Size
 
@@ -22,12 +22,21 @@ class StatsConfig(BaseModel):
 
     listen: str | None = Field(
         None,
-        description="'127.0.0.1:PORT' or 'unix:/path.sock' (unset: no stats listener); keep it "
-        "off public interfaces",
+        description="'127.0.0.1:PORT' or 'unix:/path.sock' (a relative path: to the YAML file's "
+        "directory; unset: no stats listener); keep it off public interfaces",
     )
     top_urls: _Int = Field(
         20, ge=1, le=1000, description="paths listed per group in the memory-growth table"
     )
+
+    @field_validator("listen")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            from groupserver.config.models import parse_listen
+
+            parse_listen(value)  # the same forms and messages as listen:
+        return value
 
 
 class GovernorConfig(BaseModel):
