@@ -251,6 +251,8 @@ def test_group_field_errors(group, message):
         ("source_path: /etc/x", "source_path: unknown key"),
         ("routes: {prefix: /}", "routes: must be a list (got {'prefix': '/'})"),
         ("site: ''", "site: must not be empty (got '')"),
+        ("site: a/b", "site: must not contain '/' or control characters (got 'a/b')"),
+        ('site: "a\\tb"', "site: must not contain '/' or control characters (got 'a\\tb')"),
         (
             "stats: {listen: nowhere}",
             "stats.listen: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH (got 'nowhere')",

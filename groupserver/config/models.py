@@ -624,7 +624,8 @@ class SiteConfig(BaseModel):
         "groupserver",
         min_length=1,
         max_length=64,
-        description="site name, shown in process titles ('groupserver: master [NAME]')",
+        description="site name, shown in process titles ('groupserver: master [NAME]') and "
+        "naming the control socket ('.NAME.ctl'): no '/' or control characters",
     )
     listen: Annotated[list[ListenAddress], BeforeValidator(_listen_list)] = Field(
         default_factory=lambda: [ListenAddress(kind="tcp", host="127.0.0.1", port=8000)],
@@ -728,6 +729,14 @@ class SiteConfig(BaseModel):
         if proxied:
             return None, "a listener has proxy_protocol, which only the front reads; use 'front'"
         return choice, None
+
+    @field_validator("site")
+    @classmethod
+    def _check_site_name(cls, value: str) -> str:
+        if "/" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            # it names the control socket's file (.NAME.ctl) and shows in ps and the logs
+            raise problem("must not contain '/' or control characters")
+        return value
 
     @model_validator(mode="after")
     def _check_site(self, info: ValidationInfo) -> SiteConfig:
