@@ -71,7 +71,7 @@ class AccessLog:
                 user_agent = value
         stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
         line = (
-            f"{env.get('REMOTE_ADDR') or '-'} - - [{stamp}] "
+            f"{outcome.remote_addr or env.get('REMOTE_ADDR') or '-'} - - [{stamp}] "
             f'"{head.method} {head.target} {head.version}" {outcome.status} '
             f'{outcome.sent or "-"} "{_quote(referer)}" "{_quote(user_agent)}" '
             f"{self.group} {int(seconds * 1_000_000)}\n"

@@ -651,6 +651,8 @@ class RequestOutcome:
     status: int
     sent: int
     keep_alive: bool
+    # REMOTE_ADDR as the app got it (a trusted proxy's X-Forwarded-For applied); None: the peer's
+    remote_addr: str | None = None
 
 
 def build_environ(
@@ -736,6 +738,7 @@ def run_app(
     else:
         body = NO_BODY
     env = build_environ(conn, head, route, body, header_keys)
+    remote = env["REMOTE_ADDR"]
     if head.content_length is not None:
         env["CONTENT_LENGTH"] = str(head.content_length)
     response = Response(conn, head, None if body is NO_BODY else body)
@@ -758,14 +761,14 @@ def run_app(
     except (ConnectionError, TimeoutError, BlockingIOError) as exc:
         # BlockingIOError: SO_SNDTIMEO, the client stopped reading for write_timeout
         log.debug("client went away during %s %s: %r", head.method, head.target, exc)
-        return RequestOutcome(response.status_code or 499, response.sent, False)
+        return RequestOutcome(response.status_code or 499, response.sent, False, remote)
     except HttpError as exc:
         # raised from wsgi.input: a malformed or oversized body
-        return _fail(conn, response, exc.status, head, None)
+        return _fail(conn, response, exc.status, head, None, remote)
     except BaseException as exc:
         # The application's own failure. SystemExit and KeyboardInterrupt too: raised in a
         # request thread they would end that thread, and the worker would stop serving.
-        return _fail(conn, response, 500, head, exc)
+        return _fail(conn, response, 500, head, exc, remote)
     finally:
         if result is not None and hasattr(result, "close"):
             try:
@@ -773,11 +776,16 @@ def run_app(
             except Exception:
                 log.exception("close() of the response iterable failed for %s", head.target)
     keep = response.keep_alive and body.drain()
-    return RequestOutcome(response.status_code, response.sent, keep)
+    return RequestOutcome(response.status_code, response.sent, keep, remote)
 
 
 def _fail(
-    conn: Connection, response: Response, status: int, head: RequestHead, exc: BaseException | None
+    conn: Connection,
+    response: Response,
+    status: int,
+    head: RequestHead,
+    exc: BaseException | None,
+    remote: str,
 ) -> RequestOutcome:
     if exc is not None:
         log.error(
@@ -791,8 +799,8 @@ def _fail(
             conn.sock.sendall(error_response(status))
         except OSError:
             pass
-        return RequestOutcome(status, 0, False)
-    return RequestOutcome(response.status_code, response.sent, False)
+        return RequestOutcome(status, 0, False, remote)
+    return RequestOutcome(response.status_code, response.sent, False, remote)
 
 
 __all__ = [

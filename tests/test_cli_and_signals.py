@@ -88,6 +88,18 @@ def test_access_log_and_usr1_reopen(make_server, tmp_path):
         re.M,
     ), lines
     assert re.search(r'"GET /admin/a HTTP/1\.1" 200 \d+ "-" "[^"]*" admin \d+$', lines, re.M)
+    # behind a trusted proxy (127.0.0.1 by default) the line names the client the app saw,
+    # on the front's path and on a worker's keep-alive and error paths alike
+    forwarded = {"X-Forwarded-For": "203.0.113.9"}
+    assert server.get_json("/proxied", headers=forwarded)["remote_addr"] == "203.0.113.9"
+    assert server.request("GET", "/error", headers=forwarded)[0] == 500
+    for target in ("/proxied", "/error"):
+        line = wait_for(
+            lambda t=target: next(
+                (ln for ln in log_path.read_text().splitlines() if f"GET {t} " in ln), None
+            )
+        )
+        assert line.startswith("203.0.113.9 - - ["), line
     os.rename(log_path, tmp_path / "access.log.1")  # what logrotate does
     server.send_signal(signal.SIGUSR1)
     wait_for(lambda: log_path.exists())
