@@ -1199,6 +1199,13 @@ class Master:
                 )
         when = f"; replacing it in {delay:.1f}s" if delay else "; replacing it"
         stage = "at start-up" if died_at_start else "unexpectedly"
+        if (
+            not child.reason
+            and os.WIFSIGNALED(status)
+            and os.WTERMSIG(status) == signal.SIGKILL
+        ):
+            # not one of ours (each has a reason): the OOM killer, most likely, or an operator
+            how += ", not by groupserver: out of memory? (see dmesg)"
         log.error("%s died %s (%s)%s", child.describe(), stage, how, when)
 
     def group_failing(self, group: str) -> bool:

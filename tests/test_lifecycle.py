@@ -216,6 +216,7 @@ def test_memory_hard_limit_kills_at_once(make_server):
     wait_for(lambda: first not in _pids(server), timeout=10)
     server.wait_log(f"worker {first} (group main) exited (killed by SIGKILL)")
     assert server.get_json("/again")["pid"] != first
+    assert "not by groupserver" not in server.log()
 
 
 def test_thread_stacks_follow_stack_size(make_server):
@@ -239,6 +240,8 @@ def test_worker_not_ready_within_startup_timeout_is_killed(make_server):
         wait_ready=False,
     )
     server.wait_log("not ready after startup_timeout", timeout=10)
+    server.wait_log("(group slow) died at start-up (killed by SIGKILL)", timeout=10)
+    assert "not by groupserver" not in server.log()  # it was ours, with its reason
     assert server.get_json("/fine")["path"] == "/fine"
 
 

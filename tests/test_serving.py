@@ -360,7 +360,9 @@ def test_killed_worker_is_replaced_and_waiting_requests_are_answered(make_server
     assert len(results) == 6
     replacement = wait_for(lambda: server.processes_titled("(wsgi:main)"))
     assert replacement[0].pid != victim.pid
-    assert server.wait_log("died unexpectedly")
+    assert server.wait_log(
+        "died unexpectedly (killed by SIGKILL, not by groupserver: out of memory? (see dmesg))"
+    )
 
 
 def test_a_ready_worker_whose_app_exits_with_3_is_a_crash_not_a_start_up_failure(make_server):
