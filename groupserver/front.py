@@ -96,6 +96,7 @@ class FrontServer:
         self.accept_paused_until = 0.0  # accept failed for want of descriptors or memory
         self.stopping = False
         self.stop_deadline = 0.0
+        self.next_sweep = 0.0
 
     def run(self) -> int:
         """Serve until told to stop; returns the exit code."""
@@ -112,40 +113,54 @@ class FrontServer:
         self.slot.pid = os.getpid()
         self.slot.state = READY
         os.write(self.ready_fd, b"ready\n")
-        next_sweep = time.monotonic() + 1.0
+        self.next_sweep = time.monotonic() + 1.0
         while True:
             try:
-                events = self.ep.poll(1.0)
-            except InterruptedError:
-                events = []
-            for fd, _mask in events:
-                lsock = self.listen_fds.get(fd)
-                if lsock is not None:
-                    if self.accepting:
-                        self._accept(lsock)
-                elif fd in self.channel_fds:
-                    self._flush(self.channel_fds[fd])
-                else:
-                    pending = self.heads.get(fd)
-                    if pending is not None:
-                        self._read_head(pending)
-            now = time.monotonic()
-            if now >= next_sweep:
-                next_sweep = now + 1.0
-                self._sweep(now)
-                if os.getppid() != self.master_pid:
-                    return 1
-            if self.stopping:
-                self._stop_accepting()
-                busy = self.heads or any(self.queued.values())
-                if not busy or now > self.stop_deadline:
-                    return 0
-            elif (
-                not self.accepting
-                and now >= self.accept_paused_until
-                and self._pending_count() < self.max_pending // 2 + 1
-            ):
-                self._start_accepting()
+                code = self._round()
+            except Exception:
+                # Like the master's loop: a bug of ours in one round must not drop every
+                # connection this front holds. Log it, pause (no busy loop), go on.
+                log.exception("front: unexpected error; carrying on")
+                time.sleep(0.1)
+                continue
+            if code is not None:
+                return code
+
+    def _round(self) -> int | None:
+        """Wait for events and act on them; the exit code once the front is done."""
+        try:
+            events = self.ep.poll(1.0)
+        except InterruptedError:
+            events = []
+        for fd, _mask in events:
+            lsock = self.listen_fds.get(fd)
+            if lsock is not None:
+                if self.accepting:
+                    self._accept(lsock)
+            elif fd in self.channel_fds:
+                self._flush(self.channel_fds[fd])
+            else:
+                pending = self.heads.get(fd)
+                if pending is not None:
+                    self._read_head(pending)
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.next_sweep = now + 1.0
+            self._sweep(now)
+            if os.getppid() != self.master_pid:
+                return 1
+        if self.stopping:
+            self._stop_accepting()
+            busy = self.heads or any(self.queued.values())
+            if not busy or now > self.stop_deadline:
+                return 0
+        elif (
+            not self.accepting
+            and now >= self.accept_paused_until
+            and self._pending_count() < self.max_pending // 2 + 1
+        ):
+            self._start_accepting()
+        return None
 
     def _on_term(self, signum: int, frame: Any) -> None:
         self.stopping = True
@@ -233,14 +248,20 @@ class FrontServer:
                 del pending.buf[:consumed]
                 pending.awaiting_proxy = False
             parsed = parse_head(pending.buf, self.head_limits)
+            if parsed is None:
+                self._wait_for_head(pending)
+                return
+            head = parsed[0]
+            route = self.router.route_for(head.path, head.host, head.method)
         except HttpError as exc:
             self._reject(pending, exc.status)
             return
-        if parsed is None:
-            self._wait_for_head(pending)
+        except Exception:
+            # A bug of ours, never the client's: it gets a 500, and the front (with every
+            # connection it holds) lives on.
+            log.exception("front: unexpected error reading or routing a request head")
+            self._reject(pending, 500)
             return
-        head = parsed[0]
-        route = self.router.route_for(head.path, head.host, head.method)
         if route is None:
             self._reject(pending, 404)
             return
@@ -269,7 +290,7 @@ class FrontServer:
         pending.sock.close()
 
     def _reject(self, pending: _Pending, status: int) -> None:
-        if status != 404:
+        if status != 404 and status != 500:
             self.slot.shed_limits += 1
         try:
             pending.sock.send(error_response(status), socket.MSG_DONTWAIT)

@@ -732,33 +732,52 @@ class WorkerServer:
     def _serve(self, conn: Connection) -> None:
         """Serve every complete request in conn's buffer, then park, pass on or close it."""
         while True:
+            answering = False
             try:
-                parsed = parse_head(conn.buf, self.head_limits)
-            except HttpError as exc:
-                self._reject(conn, exc.status)
+                try:
+                    parsed = parse_head(conn.buf, self.head_limits)
+                except HttpError as exc:
+                    self._reject(conn, exc.status)
+                    return
+                if parsed is None:
+                    self._park(conn)
+                    return
+                head, consumed = parsed
+                route = self.router.route_for(head.path, head.host, head.method)
+                if route is None:
+                    self._reject(conn, 404)
+                    return
+                if route.group != self.group:
+                    self._pass_on(conn, route.group)
+                    return
+                del conn.buf[:consumed]
+                conn.requests += 1
+                if self.mode == "drain" or conn.requests == self.limits.max_keepalive_requests:
+                    head.keep_alive = False
+                answering = True
+                keep = self._handle(conn, head, route)
+            except Exception:
+                self._on_bug(conn, answering)
                 return
-            if parsed is None:
-                self._park(conn)
-                return
-            head, consumed = parsed
-            route = self.router.route_for(head.path, head.host, head.method)
-            if route is None:
-                self._reject(conn, 404)
-                return
-            if route.group != self.group:
-                self._pass_on(conn, route.group)
-                return
-            del conn.buf[:consumed]
-            conn.requests += 1
-            if self.mode == "drain" or conn.requests == self.limits.max_keepalive_requests:
-                head.keep_alive = False
-            if not self._handle(conn, head, route):
+            if not keep:
                 self._close(conn)
                 return
             if not conn.buf:
                 self._park(conn)
                 return
             conn.queue_start_us = now_us()
+
+    def _on_bug(self, conn: Connection, answering: bool) -> None:
+        """A bug of ours while serving conn (the app's own errors never get here): the client
+        gets a 500 when its request was not being answered yet, and the connection closes."""
+        log.exception("worker %d: unexpected error serving a request", os.getpid())
+        if not answering:
+            self.slot.status[5] += 1
+            try:
+                conn.sock.sendall(error_response(500))
+            except OSError:
+                pass
+        self._close(conn)
 
     def _handle(self, conn: Connection, head: Any, route: Any) -> bool:
         """Serve one request with its bookkeeping; returns whether the connection stays open."""

@@ -1,0 +1,19 @@
+"""Fault injection, for tests that need a bug of ours to happen in a real server.
+
+Only a test that puts this directory on PYTHONPATH loads it (Python imports `sitecustomize` at
+start-up): the route decision then raises for the path /injected-fault, in the master and so in
+the front and the workers it forks.
+"""
+
+from groupserver import routing
+
+_route_for = routing.Router.route_for
+
+
+def _failing_route_for(self, path, host=None, method="GET"):
+    if path == "/injected-fault":
+        raise RuntimeError("injected fault in Router.route_for")
+    return _route_for(self, path, host, method)
+
+
+routing.Router.route_for = _failing_route_for

@@ -1,0 +1,66 @@
+"""A bug of ours in the request path costs one request a 500, never the process serving it.
+
+tests/faults/sitecustomize.py, put on the server's PYTHONPATH, makes the route decision raise
+for /injected-fault: a stand-in for a bug in code of ours that runs for every request (the
+app's own exceptions are tested in test_http_limits.py). The front used to die of it, with every
+connection it held; a worker closed the connection without an answer and kept counting it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import site_yaml, wait_for
+from http_corpus.rawhttp import RawClient
+
+FAULTS = Path(__file__).parent / "faults"
+
+
+def _get(target: str, close: bool = False) -> bytes:
+    extra = b"Connection: close\r\n" if close else b""
+    return b"GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n" % (target.encode(), extra)
+
+
+@pytest.mark.parametrize("accept", ["front", "main"])
+def test_a_bug_while_routing_gives_500_and_the_front_and_worker_live_on(
+    make_server, monkeypatch, accept
+):
+    monkeypatch.setenv("PYTHONPATH", str(FAULTS))
+    server = make_server(
+        site_yaml(
+            {"main": {"threads": 2}, "other": {}},
+            routes="- {prefix: /other, group: other}",
+            extra=f"front: {{accept: {accept}}}",
+        )
+    )
+    before = {p.pid for p in server.children()}
+
+    # the first request of a connection: read by the front (or the accepting worker)
+    with RawClient(server) as client:
+        client.send(_get("/injected-fault"))
+        reply = client.read_reply()
+        assert reply is not None and reply.status == 500
+        assert client.wait_closed(3.0) is not None
+    # a later one on a keep-alive connection: read by the worker
+    with RawClient(server) as client:
+        client.send(_get("/first") + _get("/injected-fault"))
+        first, second = client.read_reply(), client.read_reply()
+        assert first is not None and first.status == 200
+        assert second is not None and second.status == 500
+        assert client.wait_closed(3.0) is not None
+
+    assert "injected fault in Router.route_for" in server.log()
+    with RawClient(server) as client:
+        client.send(_get("/after", close=True))
+        reply = client.read_reply()
+        assert reply is not None and reply.status == 200
+    assert {p.pid for p in server.children()} == before, "no process died of it"
+    assert "died unexpectedly" not in server.log()
+
+    def settled():
+        (worker,) = server.stats()["groups"]["main"]["workers"]
+        return worker if worker["connections"] == 0 else None
+
+    # every connection the worker took was closed and uncounted (none leaked a place)
+    wait_for(settled, timeout=5)
