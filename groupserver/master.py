@@ -1172,9 +1172,14 @@ class Master:
     def _on_exit(self, child: Child, status: int) -> None:
         how = describe_status(status)
         planned = child.retiring or self.stopping
+        # A ready process that exits 0 unasked was stopped by a TERM or INT sent to it (an
+        # operator's `kill PID`): it drained like any retiring worker. Not a crash.
+        stopped = not child.reason and child.ready and status == 0
         if child.role == "worker" and child.group in self.groups:
             state = self.groups[child.group]
-            reason = child.reason or ("reload" if self.stopping else "crash")
+            reason = child.reason or (
+                "reload" if self.stopping else "stopped" if stopped else "crash"
+            )
             if not self.stopping:
                 state.restarts[reason] += 1
                 state.recent.append({"pid": child.pid, "reason": reason, "at": time.time()})
@@ -1198,6 +1203,13 @@ class Master:
                     child.role,
                 )
         when = f"; replacing it in {delay:.1f}s" if delay else "; replacing it"
+        if stopped:
+            log.warning(
+                "%s stopped, not by groupserver (a TERM or INT sent to it?)%s",
+                child.describe(),
+                when,
+            )
+            return
         stage = "at start-up" if died_at_start else "unexpectedly"
         if (
             not child.reason

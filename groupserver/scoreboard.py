@@ -63,6 +63,7 @@ REASONS = (
     "scale_down",
     "startup_timeout",
     "control",
+    "stopped",
 )
 REASON_CODES = {name: code for code, name in enumerate(REASONS)}
 

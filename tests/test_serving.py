@@ -365,6 +365,24 @@ def test_killed_worker_is_replaced_and_waiting_requests_are_answered(make_server
     )
 
 
+def test_a_worker_an_operator_stops_finishes_its_request_and_is_not_counted_a_crash(make_server):
+    """`kill PID` (TERM) on one worker: it drains and exits 0. Counted as `stopped`, so an alert
+    on crashes does not fire for it."""
+    server = make_server(site_yaml({"main": {"processes": 1, "threads": 2}}))
+    (victim,) = server.processes_titled("(wsgi:main)")
+    result = []
+    slow = threading.Thread(target=lambda: result.append(server.request("GET", "/sleep?s=1")))
+    slow.start()
+    wait_for(lambda: server.stats()["groups"]["main"]["busy_threads"] == 1)
+    victim.send_signal(signal.SIGTERM)
+    slow.join(15)
+    assert result and result[0][0] == 200, "the request in flight was answered"
+    server.wait_log(f"worker {victim.pid} (group main) stopped, not by groupserver")
+    assert "died unexpectedly" not in server.log()
+    wait_for(lambda: server.stats()["groups"]["main"]["restarts"] == {"stopped": 1})
+    assert server.get_json("/after")["pid"] != victim.pid
+
+
 def test_a_ready_worker_whose_app_exits_with_3_is_a_crash_not_a_start_up_failure(make_server):
     """3 is also the exit code of a worker whose app cannot load. From a worker that was ready it
     comes from the app: no back-off, and the group is not failing after three of them."""
