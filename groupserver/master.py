@@ -407,9 +407,7 @@ class Master:
         """Start a new generation with config; the old one retires once the new one is ready."""
         for warning in config.warnings:
             log.warning("%s", warning)
-        if [a.display() for a in config.listen] != [a.display() for a in self.config.listen]:
-            log.warning("reload: listener changes take effect only after a restart")
-            config = config.model_copy(update={"listen": self.config.listen})
+        config = self._keep_restart_only(config)
         missing = self._columns_missing(config)
         if missing is not None:
             log.error("reload refused, keeping the running configuration: %s", missing)
@@ -433,6 +431,26 @@ class Master:
             state.workers_backoff.next_spawn = 0.0
             state.preload_backoff.next_spawn = 0.0
         log.info("reload: starting generation %d", self.generation)
+
+    def _keep_restart_only(self, config: SiteConfig) -> SiteConfig:
+        """config with the running values of what only a restart can change: the sockets the
+        master made at start-up, and the site name (process titles, the control socket's file).
+        """
+        running = self.config
+        kept: dict[str, object] = {}
+        if [a.display() for a in config.listen] != [a.display() for a in running.listen]:
+            kept["listen"] = running.listen
+        if config.site != running.site:
+            kept["site"] = running.site
+        if config.control_socket != running.control_socket:
+            kept["control_socket"] = running.control_socket
+        if config.stats.listen != running.stats.listen:
+            kept["stats"] = config.stats.model_copy(update={"listen": running.stats.listen})
+        if not kept:
+            return config
+        names = ", ".join("stats.listen" if key == "stats" else key for key in kept)
+        log.warning("reload: changes to %s take effect only after a restart", names)
+        return config.model_copy(update=kept)
 
     def handle_ttin(self) -> None:
         """One more worker in the scaled group."""

@@ -20,6 +20,8 @@ from conftest import (
     wait_for,
 )
 
+from groupserver.control import send_command
+
 PARTITIONED = site_yaml(
     {
         "main": {"processes": 1, "threads": 5},
@@ -432,6 +434,33 @@ def test_hup_reload_while_clients_run_fails_no_request(partitioned):
         t.join(20)
     assert failures == []
     assert len(served) > 50
+
+
+def test_hup_keeps_what_only_a_restart_can_change_and_applies_the_rest(make_server):
+    """The site name (process titles, the control socket's file) and the sockets made at start;
+    a new site name used to leave the master and its control socket on the old one, the new
+    front on the new one, and `status` saying the site was not running."""
+    yaml_text = site_yaml({"main": {"threads": 1}}, extra="stats: {listen: '127.0.0.1:0'}")
+    server = make_server(yaml_text)
+    server.config.write_text(
+        yaml_text.replace("site: testsite", "site: renamed")
+        .replace("threads: 1", "threads: 2")
+        .replace("stats: {listen: '127.0.0.1:0'}", "stats: {listen: '127.0.0.1:1'}")
+    )
+    server.send_signal(signal.SIGHUP)
+    server.wait_log("reload: generation 1 serving")
+    assert "reload: changes to site, stats.listen take effect only after a restart" in server.log()
+    control = str(server.dir / ".testsite.ctl")  # still there: the YAML file names another
+
+    def stats() -> dict:
+        return send_command(control, {"cmd": "stats"})["stats"]
+
+    wait_for(lambda: stats()["groups"]["main"]["workers"][0]["threads"] == 2)
+    assert stats()["site"] == "testsite"
+    titles = {" ".join(p.cmdline()) for p in server.children()}
+    assert not any("renamed" in title for title in titles), titles
+    assert server.log().count("stats on") == 1  # the same stats listener, not another one
+    assert server.stats_get("/healthz")[0] == 200
 
 
 def test_invalid_config_on_hup_keeps_the_running_site(partitioned):
