@@ -1,4 +1,5 @@
-"""The access log: Apache combined format plus the group and the request time in µs (workers)."""
+"""The access log: Apache combined format plus the group and the request time in µs (workers);
+and the error log's set-up and reopening."""
 
 from __future__ import annotations
 
@@ -84,6 +85,24 @@ class AccessLog:
 
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+ERROR_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+
+
+def setup_error_log(path: str | None, level: str) -> None:
+    """Send every process's log records to path (None: stderr) from level up (at start-up, and
+    on a reload that changes error_log or log_level: processes forked later inherit it)."""
+    if path:
+        handler: logging.Handler = logging.FileHandler(path, delay=True)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(ERROR_LOG_FORMAT))
+    root = logging.getLogger()
+    for old in root.handlers:
+        old.close()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
 
 
 def reopen_error_logs() -> None:

@@ -9,11 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from groupserver import __version__
+from groupserver.accesslog import setup_error_log
 from groupserver.config import ConfigError, SiteConfig, load_config
 from groupserver.listeners import ListenError
 from groupserver.routing import Router
-
-_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,7 +145,7 @@ def _serve(config: SiteConfig) -> int:
                 file=sys.stderr,
             )
             return 2
-    _setup_logging(config)
+    setup_error_log(config.error_log, config.log_level)
     from groupserver.master import Master
 
     try:
@@ -154,17 +153,6 @@ def _serve(config: SiteConfig) -> int:
     except ListenError as exc:
         logging.getLogger("groupserver").error("%s", exc)
         return 1
-
-
-def _setup_logging(config: SiteConfig) -> None:
-    if config.error_log:
-        handler: logging.Handler = logging.FileHandler(config.error_log, delay=True)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(config.log_level.upper())
 
 
 def _check(config: SiteConfig) -> int:

@@ -34,7 +34,7 @@ import socket
 import time
 import traceback
 
-from groupserver.accesslog import reopen_error_logs
+from groupserver.accesslog import reopen_error_logs, setup_error_log
 from groupserver.capacity import MAX_GROUPS, MAX_WORKERS
 from groupserver.config import ConfigError, SiteConfig, load_config
 from groupserver.control import ControlCommands, control_socket_path
@@ -408,6 +408,7 @@ class Master:
         for warning in config.warnings:
             log.warning("%s", warning)
         config = self._keep_restart_only(config)
+        config = self._switch_error_log(config)
         missing = self._columns_missing(config)
         if missing is not None:
             log.error("reload refused, keeping the running configuration: %s", missing)
@@ -451,6 +452,26 @@ class Master:
         names = ", ".join("stats.listen" if key == "stats" else key for key in kept)
         log.warning("reload: changes to %s take effect only after a restart", names)
         return config.model_copy(update=kept)
+
+    def _switch_error_log(self, config: SiteConfig) -> SiteConfig:
+        """Apply a new error_log or log_level, in the master and so in every process forked
+        from now on; an error_log whose directory is missing keeps the running one."""
+        running = self.config
+        if (config.error_log, config.log_level) == (running.error_log, running.log_level):
+            return config
+        if config.error_log and not os.path.isdir(os.path.dirname(config.error_log)):
+            log.error(
+                "reload: error_log: no such directory %s; keeping %s",
+                os.path.dirname(config.error_log),
+                running.error_log or "stderr",
+            )
+            config = config.model_copy(update={"error_log": running.error_log})
+            if config.log_level == running.log_level:
+                return config
+        where = config.error_log or "stderr"
+        log.info("reload: error log to %s, level %s", where, config.log_level)  # then switched
+        setup_error_log(config.error_log, config.log_level)
+        return config
 
     def handle_ttin(self) -> None:
         """One more worker in the scaled group."""
@@ -1229,11 +1250,7 @@ class Master:
             )
             return
         stage = "at start-up" if died_at_start else "unexpectedly"
-        if (
-            not child.reason
-            and os.WIFSIGNALED(status)
-            and os.WTERMSIG(status) == signal.SIGKILL
-        ):
+        if not child.reason and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
             # not one of ours (each has a reason): the OOM killer, most likely, or an operator
             how += ", not by groupserver: out of memory? (see dmesg)"
         log.error("%s died %s (%s)%s", child.describe(), stage, how, when)

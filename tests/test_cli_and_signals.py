@@ -107,6 +107,27 @@ def test_access_log_and_usr1_reopen(make_server, tmp_path):
     wait_for(lambda: "/after-rotate" in log_path.read_text())
 
 
+def test_hup_applies_a_new_error_log_and_log_level(make_server):
+    """Before, both were set once at start-up: a HUP kept logging at the old level, to stderr."""
+    yaml_text = site_yaml({"main": {}})
+    server = make_server(yaml_text)
+    old = {p.pid for p in server.processes_titled("(wsgi:main)")}
+    server.config.write_text(yaml_text + "log_level: warning\nerror_log: errors.log\n")
+    server.send_signal(signal.SIGHUP)
+    server.wait_log(f"reload: error log to {server.dir / 'errors.log'}, level warning")
+    # the old generation's worker is gone (its "exited" line, INFO, is not logged any more)
+    wait_for(lambda: not old & {p.pid for p in server.processes_titled("(wsgi:main)")})
+    errors = server.dir / "errors.log"
+    assert server.request("GET", "/error")[0] == 500
+    text = wait_for(
+        lambda: (
+            "error in the application for GET /error" in errors.read_text() and errors.read_text()
+        )
+    )
+    assert "[INFO]" not in text, text
+    assert "error in the application" not in server.log()
+
+
 def test_an_access_log_that_cannot_be_reopened_never_stops_the_site(make_server, tmp_path):
     """logrotate gone wrong (the directory removed, say): the workers log why and keep serving
     (a worker used to die of it, and so did each replacement: the group failed with 503s)."""
