@@ -435,16 +435,15 @@ class Master:
 
     def _keep_restart_only(self, config: SiteConfig) -> SiteConfig:
         """config with the running values of what only a restart can change: the sockets the
-        master made at start-up, and the site name (process titles, the control socket's file).
-        """
+        master made at start-up (and their backlog), the site name (process titles, the control
+        socket's file) and the umask every process inherits from the master's start."""
         running = self.config
         kept: dict[str, object] = {}
         if [a.display() for a in config.listen] != [a.display() for a in running.listen]:
             kept["listen"] = running.listen
-        if config.site != running.site:
-            kept["site"] = running.site
-        if config.control_socket != running.control_socket:
-            kept["control_socket"] = running.control_socket
+        for key in ("backlog", "site", "control_socket", "umask"):  # umask: set once, inherited
+            if getattr(config, key) != getattr(running, key):
+                kept[key] = getattr(running, key)
         if config.stats.listen != running.stats.listen:
             kept["stats"] = config.stats.model_copy(update={"listen": running.stats.listen})
         if not kept:

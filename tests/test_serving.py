@@ -446,10 +446,12 @@ def test_hup_keeps_what_only_a_restart_can_change_and_applies_the_rest(make_serv
         yaml_text.replace("site: testsite", "site: renamed")
         .replace("threads: 1", "threads: 2")
         .replace("stats: {listen: '127.0.0.1:0'}", "stats: {listen: '127.0.0.1:1'}")
+        + "umask: '0077'\n"
     )
     server.send_signal(signal.SIGHUP)
     server.wait_log("reload: generation 1 serving")
-    assert "reload: changes to site, stats.listen take effect only after a restart" in server.log()
+    changed = "site, umask, stats.listen"
+    assert f"reload: changes to {changed} take effect only after a restart" in server.log()
     control = str(server.dir / ".testsite.ctl")  # still there: the YAML file names another
 
     def stats() -> dict:
