@@ -378,7 +378,7 @@ def _not_bytes(data: object) -> ResponseError:
 
 # Response header lines already checked and encoded, by (name, value): apps send the same few
 # headers again and again, so each is validated once (bounded, for apps with varying values).
-_PLAIN, _LENGTH, _CLOSE, _HOP = object(), object(), object(), object()
+_PLAIN, _LENGTH, _CLOSE, _HOP, _DATE = object(), object(), object(), object(), object()
 _HEADER_LINES: dict[tuple[str, str], tuple[object, bytes]] = {}
 _STATUS_LINES: dict[tuple[str, str], bytes] = {}
 _CACHE_LIMIT = 4096
@@ -414,6 +414,8 @@ def _check_header(item: object) -> tuple[object, bytes]:
         kind = _CLOSE if "close" in value.lower() else _HOP
     elif lname in ("transfer-encoding", "keep-alive"):
         kind = _HOP
+    elif lname == "date":
+        kind = _DATE  # the app's own: ours is not added (Date is a single field)
     try:
         line = f"{name}: {value}\r\n".encode("latin-1")
     except UnicodeEncodeError:
@@ -491,6 +493,7 @@ class Response:
             )
         lines = [status_line]
         self.length = None
+        dated = False
         for item in self.headers:
             try:
                 known = _HEADER_LINES.get(item)
@@ -502,10 +505,20 @@ class Response:
             if kind is _PLAIN:
                 lines.append(line)
             elif kind is _LENGTH:
-                self.length = int(item[1])
-                lines.append(line)
+                length = int(item[1])
+                if self.length is None:
+                    self.length = length
+                    lines.append(line)
+                elif length != self.length:  # a client or proxy could frame it either way
+                    raise ResponseError(
+                        f"conflicting Content-Length headers: {self.length} and {length}"
+                    )
+                # else a repeat of the same length: sent once
             elif kind is _CLOSE:
                 self.keep_alive = False
+            elif kind is _DATE:
+                dated = True
+                lines.append(line)
             # _HOP: Connection without close, Transfer-Encoding, Keep-Alive are ours (PEP 3333)
         code = self.status_code
         if code == 204 or code == 304:
@@ -526,7 +539,8 @@ class Response:
             lines.append(b"Connection: close\r\n")
         elif self.version == "HTTP/1.0":
             lines.append(b"Connection: keep-alive\r\n")
-        lines.append(http_date())
+        if not dated:
+            lines.append(http_date())
         lines.append(b"\r\n")
         return b"".join(lines)
 

@@ -566,6 +566,25 @@ def test_a_204_or_304_ends_at_its_head_and_the_next_response_follows_it(
         assert client.wait_closed(0.3) is None, "the connection stays open"
 
 
+def test_conflicting_content_lengths_from_the_app_give_500(server):
+    """Two framings of one response: a client or proxy could take either (RFC 9112 6.3)."""
+    reply, closed = send_in(server, "first", get("/two-lengths"))
+    assert_refused(reply, closed, 500)
+    wait_for(lambda: log_lines(server, "ERROR", "GET /two-lengths"), timeout=3)
+    assert "ResponseError: conflicting Content-Length headers: 2 and 5" in server.log()
+
+
+def test_a_repeated_content_length_and_the_apps_own_date_are_sent_once(server):
+    with RawClient(server) as client:
+        client.send(get("/same-length") + get("/own-date"))
+        same, dated = client.read_reply(), client.read_reply()
+    assert same is not None and (same.status, same.body) == (200, b"hello")
+    assert re.findall(rb"(?im)^content-length:", same.raw_head) == [b"Content-Length:"]
+    assert dated is not None and (dated.status, dated.body) == (200, b"dated")
+    dates = re.findall(rb"(?im)^date: ([^\r]*)", dated.raw_head)
+    assert dates == [b"Mon, 01 Jan 2024 00:00:00 GMT"]
+
+
 def test_a_1xx_status_from_the_app_gives_500_not_a_client_left_waiting(server):
     reply, closed = send_in(server, "first", get("/interim"))
     assert_refused(reply, closed, 500)

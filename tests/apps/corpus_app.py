@@ -105,6 +105,15 @@ def application(environ, start_response):
     if endpoint == "not-modified":
         start_response("304 Not Modified", [("Content-Length", "5"), ("ETag", '"v1"')])
         return (piece for piece in [b"he", b"llo"])
+    if endpoint == "two-lengths":
+        start_response("200 OK", [("Content-Length", "2"), ("Content-Length", "5")])
+        return [b"hello"]
+    if endpoint == "same-length":
+        start_response("200 OK", [("Content-Length", "5"), ("content-length", "5")])
+        return [b"hello"]
+    if endpoint == "own-date":
+        start_response("200 OK", [("Date", "Mon, 01 Jan 2024 00:00:00 GMT")])
+        return [b"dated"]
     if endpoint == "interim":
         start_response("100 Continue", [])
         return [b""]
