@@ -17,6 +17,9 @@ make the server face a misbehaving application or a large response:
     /str-chunk       a generator whose first chunk is a str
     /exit            raises SystemExit(3)
     /interrupt       raises KeyboardInterrupt
+    /no-content, /not-modified, /two-lengths, /same-length, /own-date, /interim
+                     a 204 or 304 with a body, conflicting or repeated Content-Length, the
+                     app's own Date, a 1xx status (see _FIXED)
 """
 
 import json
@@ -73,6 +76,34 @@ def _raise_after(start_response):
     raise RuntimeError("corpus app: failure after the head was sent")
 
 
+_NEVER_SENT = [b"should never be sent"]
+# Endpoints that give one fixed response: (status, headers, body chunks).
+_FIXED = {
+    "bad-header": ("200 OK", [("X-Injected", "a\r\nSet-Cookie: injected=1")], _NEVER_SENT),
+    "bad-status": ("200 OK\r\nSet-Cookie: injected=1", [], _NEVER_SENT),
+    "bad-name": ("200 OK", [("X Bad", "v")], _NEVER_SENT),
+    "ignore-body": (
+        "200 OK",
+        [("Content-Type", "text/plain"), ("Content-Length", "3")],
+        [b"ok\n"],
+    ),
+    "str-body": ("200 OK", [("Content-Type", "text/plain")], ["not bytes"]),
+    "str-chunk": ("200 OK", [("Content-Type", "text/plain")], ["not bytes", b"bytes"]),
+    # a body (and a length) where HTTP allows none
+    "no-content": ("204 No Content", [("Content-Length", "5")], [b"hello"]),
+    "not-modified": (
+        "304 Not Modified",
+        [("Content-Length", "5"), ("ETag", '"v1"')],
+        [b"he", b"llo"],
+    ),
+    "two-lengths": ("200 OK", [("Content-Length", "2"), ("Content-Length", "5")], [b"hello"]),
+    "same-length": ("200 OK", [("Content-Length", "5"), ("content-length", "5")], [b"hello"]),
+    "own-date": ("200 OK", [("Date", "Mon, 01 Jan 2024 00:00:00 GMT")], [b"dated"]),
+    "interim": ("100 Continue", [], [b""]),
+}
+_STREAMED = {"str-chunk", "not-modified"}  # returned as an iterator, not a list
+
+
 def application(environ, start_response):
     endpoint = environ["PATH_INFO"].rsplit("/", 1)[-1]
     if endpoint == "big":
@@ -81,42 +112,11 @@ def application(environ, start_response):
         raise RuntimeError("corpus app: failure before the response")
     if endpoint == "raise-after":
         return _raise_after(start_response)
-    if endpoint == "bad-header":
-        start_response("200 OK", [("X-Injected", "a\r\nSet-Cookie: injected=1")])
-        return [b"should never be sent"]
-    if endpoint == "bad-status":
-        start_response("200 OK\r\nSet-Cookie: injected=1", [])
-        return [b"should never be sent"]
-    if endpoint == "bad-name":
-        start_response("200 OK", [("X Bad", "v")])
-        return [b"should never be sent"]
-    if endpoint == "ignore-body":
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
-        return [b"ok\n"]
-    if endpoint == "str-body":
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return ["not bytes"]
-    if endpoint == "str-chunk":
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return (piece for piece in ["not bytes", b"bytes"])
-    if endpoint == "no-content":  # a body (and a length) where HTTP allows none
-        start_response("204 No Content", [("Content-Length", "5")])
-        return [b"hello"]
-    if endpoint == "not-modified":
-        start_response("304 Not Modified", [("Content-Length", "5"), ("ETag", '"v1"')])
-        return (piece for piece in [b"he", b"llo"])
-    if endpoint == "two-lengths":
-        start_response("200 OK", [("Content-Length", "2"), ("Content-Length", "5")])
-        return [b"hello"]
-    if endpoint == "same-length":
-        start_response("200 OK", [("Content-Length", "5"), ("content-length", "5")])
-        return [b"hello"]
-    if endpoint == "own-date":
-        start_response("200 OK", [("Date", "Mon, 01 Jan 2024 00:00:00 GMT")])
-        return [b"dated"]
-    if endpoint == "interim":
-        start_response("100 Continue", [])
-        return [b""]
+    fixed = _FIXED.get(endpoint)
+    if fixed is not None:
+        status, headers, body = fixed
+        start_response(status, list(headers))
+        return iter(body) if endpoint in _STREAMED else list(body)
     if endpoint == "exit":
         raise SystemExit(3)
     if endpoint == "interrupt":
