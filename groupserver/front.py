@@ -24,7 +24,7 @@ from typing import Any
 
 from groupserver.accesslog import reopen_error_logs
 from groupserver.config import SiteConfig
-from groupserver.handoff import ChannelFull, HandoffChannel, now_us
+from groupserver.handoff import MAX_DATA, ChannelFull, HandoffChannel, now_us
 from groupserver.http.parser import HttpError, Limits, parse_head
 from groupserver.http.proxy_protocol import parse_proxy_header
 from groupserver.http.response import error_response
@@ -228,7 +228,9 @@ class FrontServer:
     def _read_head(self, pending: _Pending) -> None:
         sock = pending.sock
         try:
-            data = sock.recv(_RECV, socket.MSG_DONTWAIT)
+            # Never more than a hand-off can carry: the head (at most max_head_size, below it)
+            # and whatever of the body came with it.
+            data = sock.recv(min(_RECV, MAX_DATA - len(pending.buf)), socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             self._wait_for_head(pending)
             return

@@ -24,10 +24,14 @@ from dataclasses import dataclass
 _META = struct.Struct("!qBIBB")
 FLAG_NEEDS_HEAD = 1  # handed back idle: wait for the next request head before routing
 
-# A head is at most 64 KiB by the parser's limits; the front never sends more than this.
+# A head is at most 96 KiB by the config's limits (max_head_size); the front never sends more
+# than this.
 MAX_MESSAGE = 128 * 1024
 _CHANNEL_BUFFER = 4 * 1024 * 1024
 _ANCILLARY = socket.CMSG_SPACE(struct.calcsize("i"))
+# Most bytes read from a connection that can go with it: a message also holds the metadata and
+# two addresses. Whoever reads a head (front or worker) reads no more than this.
+MAX_DATA = MAX_MESSAGE - _META.size - 510
 
 
 @dataclass(slots=True)
@@ -115,7 +119,7 @@ def send_handoff(
     local: tuple[str, int] | None = None,
 ) -> None:
     """Send one connection over a channel's send end (see HandoffChannel.send)."""
-    if len(data) > MAX_MESSAGE - _META.size - 510:
+    if len(data) > MAX_DATA:
         raise ValueError("hand-off data too large")
     peer_bytes = f"{peer[0]} {peer[1]}".encode("ascii") if peer else b""
     local_bytes = f"{local[0]} {local[1]}".encode("ascii") if local else b""

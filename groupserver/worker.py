@@ -41,7 +41,7 @@ from groupserver.concurrency import LONG_AFTER, ConcurrencyLimit
 from groupserver.config import SiteConfig
 from groupserver.config.limits import SiteLimits, effective_limits
 from groupserver.forwarded import TrustedProxies
-from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_MESSAGE, ChannelFull, HandoffChannel, now_us
+from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_DATA, ChannelFull, HandoffChannel, now_us
 from groupserver.http.parser import HttpError, Limits, parse_head
 from groupserver.http.response import error_response
 from groupserver.identity import IdentityError, drop_privileges
@@ -711,7 +711,10 @@ class WorkerServer:
 
     def _on_readable(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(_RECV, socket.MSG_DONTWAIT)
+            # While a head is incomplete, never more than a hand-off can carry (it may be for
+            # another group).
+            size = min(_RECV, MAX_DATA - len(conn.buf)) if conn.buf else _RECV
+            data = conn.sock.recv(size, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             self._park(conn)  # an edge for bytes an earlier read already took
             return
@@ -723,7 +726,7 @@ class WorkerServer:
         # More may wait in the socket, and no new edge would say so, unless the request's body
         # is read from the socket (InputStream clears this). Re-reading after every request
         # whose head and body came in one full read instead gave 64 KB POSTs a p99 of 300 ms.
-        conn.filled = len(data) == _RECV
+        conn.filled = len(data) == size
         if not conn.buf:
             conn.last_active = time.monotonic()
         conn.buf += data
@@ -987,7 +990,7 @@ class WorkerServer:
         """Move conn, with its unread bytes, to a group's queue (another group, or our own)."""
         self._forget(conn)
         channel = self.channels.get(group)
-        if channel is None or len(conn.buf) > MAX_MESSAGE - 64:
+        if channel is None or len(conn.buf) > MAX_DATA:
             self._reject(conn, 503)
             return
         try:

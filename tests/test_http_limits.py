@@ -8,6 +8,7 @@ own. Head limits are checked on both paths a head takes: as the first request of
 
 from __future__ import annotations
 
+import json
 import re
 import select
 import socket
@@ -496,6 +497,43 @@ def test_max_connections_a_new_connection_closes_the_one_waiting_longest_for_its
     for key in ("idle_connections_closed", "shed_limits"):
         (sample,) = families[f"groupserver_front_{key}"].samples
         assert sample.value == front[key] and sample.labels == {}
+
+
+BIG_HEADS_YAML = """
+site: bigheads
+listen: ['127.0.0.1:0']
+groups:
+  main: {app: 'corpus_app:application'}
+  other: {app: 'corpus_app:application'}
+routes: [{prefix: /other, group: other}]
+default_group: main
+limits: {max_head_size: 96K}
+"""
+
+
+@pytest.fixture(scope="module", params=["front", "main"], ids=["front", "accept-in-main"])
+def big_heads(request, tmp_path_factory):
+    yaml_text = BIG_HEADS_YAML + f"front: {{accept: {request.param}}}\n"
+    with module_server(tmp_path_factory.mktemp("bigheads"), yaml_text) as running:
+        yield running
+
+
+@pytest.mark.parametrize("target", ["/other/x", "/x"])
+def test_a_head_near_max_head_size_sent_with_its_body_is_served_by_any_group(big_heads, target):
+    """Head and body in one send: the reader of the head (front or worker) took more than a
+    hand-off can carry. The front failed the hand-off (the client got a reset), a worker
+    answered 503."""
+    body = b"b" * 200_000
+    head = post_head(target, b"X-Pad: " + b"a" * 95_000, b"Content-Length: %d" % len(body))
+    with RawClient(big_heads) as client:
+        client.send(head + body)
+        reply = client.read_reply()
+    assert reply is not None and reply.status == 200, reply
+    seen = json.loads(reply.body)
+    assert (seen["group"], seen["body_length"]) == (
+        "other" if target.startswith("/other") else "main",
+        len(body),
+    )
 
 
 # -- application failures ---------------------------------------------------------------------
