@@ -25,7 +25,7 @@ from typing import Any
 from groupserver.accesslog import reopen_error_logs
 from groupserver.config import SiteConfig
 from groupserver.handoff import MAX_DATA, ChannelFull, HandoffChannel, now_us
-from groupserver.http.parser import HttpError, Limits, parse_head
+from groupserver.http.parser import LIMIT_STATUSES, HttpError, Limits, parse_head
 from groupserver.http.proxy_protocol import parse_proxy_header
 from groupserver.http.response import error_response
 from groupserver.proctitle import set_process_title
@@ -292,7 +292,7 @@ class FrontServer:
         pending.sock.close()
 
     def _reject(self, pending: _Pending, status: int) -> None:
-        if status != 404 and status != 500:
+        if status in LIMIT_STATUSES:
             self.slot.shed_limits += 1
         try:
             pending.sock.send(error_response(status), socket.MSG_DONTWAIT)

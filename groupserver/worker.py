@@ -42,7 +42,7 @@ from groupserver.config import SiteConfig
 from groupserver.config.limits import SiteLimits, effective_limits
 from groupserver.forwarded import TrustedProxies
 from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_DATA, ChannelFull, HandoffChannel, now_us
-from groupserver.http.parser import HttpError, Limits, parse_head
+from groupserver.http.parser import LIMIT_STATUSES, HttpError, Limits, parse_head
 from groupserver.http.response import error_response
 from groupserver.identity import IdentityError, drop_privileges
 from groupserver.lifecycle import InFlight, LifecyclePolicy, WorkerWatch
@@ -978,7 +978,7 @@ class WorkerServer:
                 self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
 
     def _reject(self, conn: Connection, status: int) -> None:
-        if status != 404:
+        if status in LIMIT_STATUSES:
             self.slot.shed_limits += 1
         try:
             conn.sock.sendall(error_response(status))

@@ -148,6 +148,21 @@ def test_header_count_over_max_header_count_gets_431(server, mode):
     assert_refused(*send_in(server, mode, with_fields(MAX_HEADER_COUNT + 1)), 431)
 
 
+def _shed_limits(server) -> int:
+    doc = server.stats()
+    return doc["front"]["shed_limits"] + sum(g["shed"]["limits"] for g in doc["groups"].values())
+
+
+@HEAD_MODES
+def test_only_refusals_for_a_limit_count_as_shed_limits(server, mode):
+    """A malformed request (400) is not a limit; a head over max_header_count (431) is."""
+    before = _shed_limits(server)
+    assert_refused(*send_in(server, mode, b"NOT A REQUEST\r\n\r\n"), 400)
+    fields = [b"X-F%d: v" % n for n in range(MAX_HEADER_COUNT)]
+    assert_refused(*send_in(server, mode, get("/count", *fields)), 431)
+    wait_for(lambda: _shed_limits(server) == before + 1, timeout=3)
+
+
 @HEAD_MODES
 def test_head_over_max_head_size_gets_431(server, mode):
     def head_of(size: int) -> bytes:

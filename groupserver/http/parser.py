@@ -35,6 +35,11 @@ from urllib.parse import unquote_to_bytes
 __all__ = ["DEFAULT_LIMITS", "HttpError", "Limits", "RequestHead", "parse_head"]
 
 
+# The refusals that are a limit (the stats' shed "limits"): timeouts and sizes, not a malformed
+# request (400), an unknown route (404) or an unavailable group (503).
+LIMIT_STATUSES = frozenset({408, 413, 414, 431})
+
+
 class HttpError(Exception):
     """A request the server refuses; .status is the response code, .reason a constant phrase."""
 
