@@ -737,11 +737,7 @@ class WorkerServer:
         while True:
             answering = False
             try:
-                try:
-                    parsed = parse_head(conn.buf, self.head_limits)
-                except HttpError as exc:
-                    self._reject(conn, exc.status)
-                    return
+                parsed = parse_head(conn.buf, self.head_limits)
                 if parsed is None:
                     self._park(conn)
                     return
@@ -759,6 +755,9 @@ class WorkerServer:
                     head.keep_alive = False
                 answering = True
                 keep = self._handle(conn, head, route)
+            except HttpError as exc:  # from parse_head: run_app answers its own (body) errors
+                self._reject(conn, exc.status)
+                return
             except Exception:
                 self._on_bug(conn, answering)
                 return
