@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -137,14 +136,12 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def _serve(config: SiteConfig) -> int:
-    for key, path in config.log_files().items():
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            print(
-                f"{config.source_path or 'site.yaml'}: {key}: no such directory {folder}",
-                file=sys.stderr,
-            )
-            return 2
+    for key, folder in config.missing_log_folders().items():
+        print(
+            f"{config.source_path or 'site.yaml'}: {key}: no such directory {folder}",
+            file=sys.stderr,
+        )
+        return 2
     setup_error_log(config.error_log, config.log_level)
     from groupserver.master import Master
 

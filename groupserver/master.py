@@ -456,20 +456,15 @@ class Master:
         """Apply a new error_log or log_level, in the master and so in every process forked
         from now on; an error_log whose directory is missing keeps the running one."""
         running = self.config
-        if (config.error_log, config.log_level) == (running.error_log, running.log_level):
-            return config
-        if config.error_log and not os.path.isdir(os.path.dirname(config.error_log)):
-            log.error(
-                "reload: error_log: no such directory %s; keeping %s",
-                os.path.dirname(config.error_log),
-                running.error_log or "stderr",
-            )
+        missing = config.missing_log_folders().get("error_log")
+        if missing is not None:
+            keep = running.error_log or "stderr"
+            log.error("reload: error_log: no such directory %s; keeping %s", missing, keep)
             config = config.model_copy(update={"error_log": running.error_log})
-            if config.log_level == running.log_level:
-                return config
-        where = config.error_log or "stderr"
-        log.info("reload: error log to %s, level %s", where, config.log_level)  # then switched
-        setup_error_log(config.error_log, config.log_level)
+        if (config.error_log, config.log_level) != (running.error_log, running.log_level):
+            where = config.error_log or "stderr"
+            log.info("reload: error log to %s, level %s", where, config.log_level)  # then switched
+            setup_error_log(config.error_log, config.log_level)
         return config
 
     def handle_ttin(self) -> None:

@@ -9,6 +9,7 @@ Warnings (valid but suspicious settings) land in `SiteConfig.warnings`.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -709,6 +710,11 @@ class SiteConfig(BaseModel):
         """The log keys that name a file, with their paths (not unset, not '-' for stdout)."""
         named = {"access_log": self.access_log, "error_log": self.error_log}
         return {key: path for key, path in named.items() if path and path != "-"}
+
+    def missing_log_folders(self) -> dict[str, str]:
+        """The log keys whose file's directory does not exist, with that directory."""
+        folders = {key: os.path.dirname(os.path.abspath(p)) for key, p in self.log_files().items()}
+        return {key: folder for key, folder in folders.items() if not os.path.isdir(folder)}
 
     def _resolve_accept(self) -> tuple[str | None, str | None]:
         """(accepting group, problem) from front.accept, the routes and the listeners."""
