@@ -58,11 +58,10 @@ class AccessLog:
         if old is not None and old is not sys.stdout:
             old.close()
 
-    def write(self, conn: Any, head: RequestHead, outcome: Any, seconds: float) -> None:
+    def write(self, head: RequestHead, outcome: Any, seconds: float) -> None:
         """Write one line for a served request."""
         if self.stream is None:
             return
-        env = conn.base_environ
         referer = user_agent = "-"
         for name, value in head.headers:
             lname = name.lower()
@@ -72,7 +71,7 @@ class AccessLog:
                 user_agent = value
         stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
         line = (
-            f"{outcome.remote_addr or env.get('REMOTE_ADDR') or '-'} - - [{stamp}] "
+            f"{outcome.remote_addr or '-'} - - [{stamp}] "
             f'"{head.method} {head.target} {head.version}" {outcome.status} '
             f'{outcome.sent or "-"} "{_quote(referer)}" "{_quote(user_agent)}" '
             f"{self.group} {int(seconds * 1_000_000)}\n"

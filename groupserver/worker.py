@@ -832,7 +832,7 @@ class WorkerServer:
         if counts:
             slot.last_active = wall + elapsed
         if self.access_log.enabled:
-            self.access_log.write(conn, head, outcome, elapsed)
+            self.access_log.write(head, outcome, elapsed)
         conn.queue_start_us = 0
         if self.max_requests and slot.requests >= self.max_requests and not self.retire_requested:
             log.info(

@@ -665,8 +665,7 @@ class RequestOutcome:
     status: int
     sent: int
     keep_alive: bool
-    # REMOTE_ADDR as the app got it (a trusted proxy's X-Forwarded-For applied); None: the peer's
-    remote_addr: str | None = None
+    remote_addr: str  # REMOTE_ADDR as the app got it (a trusted proxy's X-Forwarded-For applied)
 
 
 def build_environ(
@@ -748,7 +747,7 @@ def run_app(
                 conn.sock.sendall(error_response(exc.status))
             except OSError:
                 pass
-            return RequestOutcome(exc.status, 0, False)
+            return RequestOutcome(exc.status, 0, False, conn.base_environ["REMOTE_ADDR"])
     else:
         body = NO_BODY
     env = build_environ(conn, head, route, body, header_keys)
