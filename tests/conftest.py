@@ -380,6 +380,15 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def unix_get(path: Path | str, target: str) -> bytes:
+    """GET target over the unix socket at path, with Connection: close; the whole reply."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        return read_until_closed(sock)
+
+
 def site_yaml(
     groups: dict[str, dict], routes: str = "", default_group: str | None = "main", extra: str = ""
 ) -> str:

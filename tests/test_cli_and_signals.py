@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import APPS, ROOT, read_until_closed, site_yaml, wait_for
+from conftest import APPS, ROOT, site_yaml, unix_get, wait_for
 
 
 def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -213,14 +213,6 @@ def _unix_site(path, extra: str = "") -> str:
     )
 
 
-def _unix_get(path, target: str) -> bytes:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(str(path))
-        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
-        return read_until_closed(sock)
-
-
 def _serve_beside(server, yaml_text: str) -> tuple[int, str]:
     """`serve` another site file in the running server's directory; it must exit by itself."""
     other = server.dir / "again.yaml"
@@ -262,7 +254,7 @@ def test_a_unix_socket_another_process_listens_on_is_not_taken_over(make_server,
     code, out = _serve_beside(first, yaml_text.replace("site: testsite", "site: other"))
     assert code == 1, out
     assert f"cannot listen on unix:{path}: another process listens on it" in out
-    assert b'"path_info": "/first"' in _unix_get(path, "/first")
+    assert b'"path_info": "/first"' in unix_get(path, "/first")
 
 
 def test_a_stale_unix_socket_file_is_replaced(make_server, tmp_path):
@@ -271,7 +263,7 @@ def test_a_stale_unix_socket_file_is_replaced(make_server, tmp_path):
     with socket.socket(socket.AF_UNIX) as stale:
         stale.bind(str(path))
     make_server(_unix_site(path))
-    assert b'"path_info": "/fresh"' in _unix_get(path, "/fresh")
+    assert b'"path_info": "/fresh"' in unix_get(path, "/fresh")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")

@@ -16,7 +16,7 @@ import time
 
 import psutil
 import pytest
-from conftest import APPS, ROOT, read_until_closed, site_yaml, wait_for
+from conftest import APPS, ROOT, site_yaml, unix_get, wait_for
 
 
 def _echo(server, headers: dict[str, str]) -> dict:
@@ -75,13 +75,7 @@ def test_unix_socket_listener_with_mode(make_server, tmp_path):
     )
     del server
     assert oct(os.stat(path).st_mode & 0o777) == "0o660"
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(str(path))
-        sock.sendall(b"GET /u HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+    data = unix_get(path, "/u")
     assert data.startswith(b"HTTP/1.1 200") and b'"path_info": "/u"' in data
 
 
@@ -156,11 +150,7 @@ def test_a_unix_socket_passed_by_systemd_keeps_its_file_after_a_stop(tmp_path):
     proc = _start_with(tmp_path, site_yaml({"main": {}}), {}, pass_fds=(listener.fileno(),))
     try:
         wait_for(lambda: "ready:" in (tmp_path / "server.log").read_text(), timeout=15)
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(5)
-            sock.connect(str(path))
-            sock.sendall(b"GET /activated HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            assert b'"path_info": "/activated"' in read_until_closed(sock)
+        assert b'"path_info": "/activated"' in unix_get(path, "/activated")
     finally:
         _stop(proc)
     try:
