@@ -735,7 +735,6 @@ class WorkerServer:
     def _serve(self, conn: Connection) -> None:
         """Serve every complete request in conn's buffer, then park, pass on or close it."""
         while True:
-            answering = False
             try:
                 parsed = parse_head(conn.buf, self.head_limits)
                 if parsed is None:
@@ -749,17 +748,20 @@ class WorkerServer:
                 if route.group != self.group:
                     self._pass_on(conn, route.group)
                     return
-                del conn.buf[:consumed]
-                conn.requests += 1
-                if self.mode == "drain" or conn.requests == self.limits.max_keepalive_requests:
-                    head.keep_alive = False
-                answering = True
-                keep = self._handle(conn, head, route)
-            except HttpError as exc:  # from parse_head: run_app answers its own (body) errors
+            except HttpError as exc:
                 self._reject(conn, exc.status)
                 return
             except Exception:
-                self._on_bug(conn, answering)
+                self._on_bug(conn, answering=False)
+                return
+            del conn.buf[:consumed]
+            conn.requests += 1
+            if self.mode == "drain" or conn.requests == self.limits.max_keepalive_requests:
+                head.keep_alive = False
+            try:
+                keep = self._handle(conn, head, route)
+            except Exception:  # run_app answers the app's errors: this is a bug of ours
+                self._on_bug(conn, answering=True)
                 return
             if not keep:
                 self._close(conn)

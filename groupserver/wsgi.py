@@ -30,7 +30,9 @@ _RECV = 65536
 _DRAIN_LIMIT = 256 * 1024
 _BAD_RESPONSE_TEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_STATUS = re.compile(r"[1-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*")
+# A final status: no 1xx (WSGI has no interim responses; a client would wait for the final one
+# for ever), no CR, LF or other control characters (response splitting).
+_STATUS = re.compile(r"[2-9][0-9][0-9] [^\x00-\x08\x0a-\x1f\x7f]*")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -379,6 +381,7 @@ def _not_bytes(data: object) -> ResponseError:
 # Response header lines already checked and encoded, by (name, value): apps send the same few
 # headers again and again, so each is validated once (bounded, for apps with varying values).
 _PLAIN, _LENGTH, _CLOSE, _HOP, _DATE = object(), object(), object(), object(), object()
+_NO_BODY_CODES = frozenset({204, 304})  # a response that ends at its head (RFC 9110 6.4.1)
 _HEADER_LINES: dict[tuple[str, str], tuple[object, bytes]] = {}
 _STATUS_LINES: dict[tuple[str, str], bytes] = {}
 _CACHE_LIMIT = 4096
@@ -426,6 +429,13 @@ def _check_header(item: object) -> tuple[object, bytes]:
     return known
 
 
+def _status_problem(status: object) -> str:
+    """Why start_response refused a status (a 1xx, else an invalid status line)."""
+    if isinstance(status, str) and status[:1] == "1" and _STATUS.fullmatch("2" + status[1:]):
+        return f"a 1xx status is not a final response: {status!r}"
+    return f"invalid status line from the application: {status!r}"
+
+
 class Response:
     """start_response, write() and the framing of one response on one connection."""
 
@@ -471,13 +481,9 @@ class Response:
         elif self.status is not None:
             raise AssertionError("start_response called twice without exc_info")
         if not isinstance(status, str) or not _STATUS.fullmatch(status):
-            raise ResponseError(f"invalid status line from the application: {status!r}")
-        code = int(status[:3])
-        if code < 200:
-            # WSGI has no interim responses: a client would wait for the final one for ever
-            raise ResponseError(f"a 1xx status is not a final response: {status!r}")
+            raise ResponseError(_status_problem(status))
         self.status = status
-        self.status_code = code
+        self.status_code = int(status[:3])
         self.headers = headers
         return self.write
 
@@ -491,9 +497,8 @@ class Response:
             status_line = _remember(
                 _STATUS_LINES, (self.version, status), f"{self.version} {status}\r\n", status
             )
-        lines = [status_line]
+        lines = [status_line, http_date()]  # an app's own Date takes the place of ours
         self.length = None
-        dated = False
         for item in self.headers:
             try:
                 known = _HEADER_LINES.get(item)
@@ -505,24 +510,18 @@ class Response:
             if kind is _PLAIN:
                 lines.append(line)
             elif kind is _LENGTH:
-                length = int(item[1])
                 if self.length is None:
-                    self.length = length
+                    self.length = int(item[1])
                     lines.append(line)
-                elif length != self.length:  # a client or proxy could frame it either way
-                    raise ResponseError(
-                        f"conflicting Content-Length headers: {self.length} and {length}"
-                    )
-                # else a repeat of the same length: sent once
+                else:
+                    self._repeated_length(int(item[1]))
             elif kind is _CLOSE:
                 self.keep_alive = False
             elif kind is _DATE:
-                dated = True
-                lines.append(line)
+                lines[1] = line
             # _HOP: Connection without close, Transfer-Encoding, Keep-Alive are ours (PEP 3333)
-        code = self.status_code
-        if code == 204 or code == 304:
-            self._without_body(lines, code)
+        if self.status_code in _NO_BODY_CODES:
+            self._without_body(lines, self.status_code)
         elif self.length is None:
             if body_len is not None:
                 self.length = body_len
@@ -539,10 +538,14 @@ class Response:
             lines.append(b"Connection: close\r\n")
         elif self.version == "HTTP/1.0":
             lines.append(b"Connection: keep-alive\r\n")
-        if not dated:
-            lines.append(http_date())
         lines.append(b"\r\n")
         return b"".join(lines)
+
+    def _repeated_length(self, length: int) -> None:
+        """A second Content-Length: the same value is sent once, another one is refused (a
+        client or proxy could frame the response either way)."""
+        if length != self.length:
+            raise ResponseError(f"conflicting Content-Length headers: {self.length} and {length}")
 
     def _without_body(self, lines: list[bytes], code: int) -> None:
         """A 204 or 304 ends at its head (RFC 9110 6.4.1): a body the app gives is dropped.
