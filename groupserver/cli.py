@@ -136,11 +136,7 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def _serve(config: SiteConfig) -> int:
-    for key, folder in config.missing_log_folders().items():
-        print(
-            f"{config.source_path or 'site.yaml'}: {key}: no such directory {folder}",
-            file=sys.stderr,
-        )
+    if _print_problems(config, config.host_problems() + config.root_problems()):
         return 2
     setup_error_log(config.error_log, config.log_level)
     from groupserver.master import Master
@@ -152,7 +148,18 @@ def _serve(config: SiteConfig) -> int:
         return 1
 
 
+def _print_problems(config: SiteConfig, problems: list[str], prefix: str = "") -> bool:
+    """Print each "key: reason" after the file's name; whether there were any."""
+    for problem in problems:
+        print(f"{prefix}{config.source_path or 'site.yaml'}: {problem}", file=sys.stderr)
+    return bool(problems)
+
+
 def _check(config: SiteConfig) -> int:
+    if _print_problems(config, config.host_problems()):
+        return 2
+    # Checking is often done unprivileged, for a site that runs as root.
+    _print_problems(config, config.root_problems(), "warning: ")
     print(f"site {config.site}: OK")
     print("listen: " + ", ".join(a.display() for a in config.listen))
     accepting = config.accepting_group

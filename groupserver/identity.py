@@ -34,13 +34,25 @@ def resolve(user: str | None, group: str | None) -> tuple[int | None, int | None
     return uid, gid, name
 
 
+def _is_switch(uid: int | None, gid: int | None) -> bool:
+    """Whether becoming uid/gid changes this process's identity."""
+    return (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
+
+
+def needs_root(user: str | None, group: str | None) -> bool:
+    """Whether becoming user/group needs root, which this process is not (an identity it
+    already has needs nothing). Raises IdentityError for a name that does not exist."""
+    uid, gid, _ = resolve(user, group)
+    return os.geteuid() != 0 and _is_switch(uid, gid)
+
+
 def drop_privileges(user: str | None, group: str | None) -> None:
     """Become user/group (root only; the group first, while we still may)."""
     if user is None and group is None:
         return
     uid, gid, name = resolve(user, group)
     if os.geteuid() != 0:
-        if (uid is None or uid == os.geteuid()) and (gid is None or gid == os.getegid()):
+        if not _is_switch(uid, gid):
             return
         raise IdentityError("user/group need the master to run as root")
     if gid is not None:

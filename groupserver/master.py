@@ -409,9 +409,12 @@ class Master:
             log.warning("%s", warning)
         config = self._keep_restart_only(config)
         config = self._switch_error_log(config)
+        problems = config.host_problems() + config.root_problems()
         missing = self._columns_missing(config)
         if missing is not None:
-            log.error("reload refused, keeping the running configuration: %s", missing)
+            problems.append(missing)
+        if problems:
+            log.error("reload refused, keeping the running configuration: %s", "; ".join(problems))
             return
         for name in list(self.channels):
             if name not in config.groups:

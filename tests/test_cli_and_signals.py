@@ -266,6 +266,49 @@ def test_a_stale_unix_socket_file_is_replaced(make_server, tmp_path):
     assert b'"path_info": "/fresh"' in unix_get(path, "/fresh")
 
 
+def test_a_user_or_group_this_host_lacks_is_refused_by_check_serve_and_reload(make_server):
+    """It used to pass `check` and then fail every worker at start-up, retried for ever."""
+    lacking = site_yaml(
+        {"main": {"user": "no-such-user-gs"}, "other": {"group": "no-such-group-gs"}},
+        routes="- {prefix: /other, group: other}",
+    ).replace(
+        "listen: ['127.0.0.1:0']",
+        "listen: ['127.0.0.1:0', {address: 'unix:gs.sock', owner: no-such-owner-gs}]",
+    )
+    server = make_server(lacking, start=False)
+    for command in ("check", "serve"):
+        refused = server.cli(command)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert f"{server.config}: groups.main.user: no such user 'no-such-user-gs'" in (
+            refused.stderr
+        )
+        assert "groups.other.group: no such group 'no-such-group-gs'" in refused.stderr
+        assert "listen[1].owner: no such user 'no-such-owner-gs'" in refused.stderr
+        assert "OK" not in refused.stdout
+    server.config.write_text(site_yaml({"main": {}}))
+    server.start()
+    server.config.write_text(site_yaml({"main": {"user": "no-such-user-gs", "threads": 2}}))
+    server.send_signal(signal.SIGHUP)
+    server.wait_log(
+        "reload refused, keeping the running configuration: "
+        "groups.main.user: no such user 'no-such-user-gs'"
+    )
+    (worker,) = server.processes_titled("(wsgi:main)")
+    assert worker.pid in server.known_pids and worker.num_threads() >= 1
+    assert server.get_json("/still")["group"] == "main"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="runs as a user other than root")
+def test_serve_refuses_a_user_switch_it_cannot_make_and_check_warns(make_server):
+    server = make_server(site_yaml({"main": {"user": "root"}}), start=False)
+    checked = server.cli("check")
+    assert checked.returncode == 0
+    warning = "groups.main.user: switching the workers to it needs the master to run as root"
+    assert f"warning: {server.config}: {warning}" in checked.stderr
+    refused = server.cli("serve")
+    assert refused.returncode == 2 and warning in refused.stderr
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 def test_group_workers_run_as_the_configured_user(make_server):
     try:

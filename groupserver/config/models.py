@@ -36,6 +36,8 @@ from groupserver.config.lifecycle import MemoryLimits, ProcessRange
 from groupserver.config.limits import GroupLimits, Seconds, SiteLimits, Size
 from groupserver.config.monitoring import GovernorConfig, StatsConfig
 from groupserver.config.units import DocType, format_size, parse_size
+from groupserver.identity import IdentityError, needs_root
+from groupserver.identity import resolve as resolve_identity
 
 __all__ = [
     "GroupConfig",
@@ -715,6 +717,39 @@ class SiteConfig(BaseModel):
         """The log keys whose file's directory does not exist, with that directory."""
         folders = {key: os.path.dirname(os.path.abspath(p)) for key, p in self.log_files().items()}
         return {key: folder for key, folder in folders.items() if not os.path.isdir(folder)}
+
+    def host_problems(self) -> list[str]:
+        """What this host lacks to run the site, one "key: reason" each: a log file's
+        directory, a user or group (of a group's workers or a unix socket) that does not exist."""
+        folders = self.missing_log_folders()
+        problems = [f"{key}: no such directory {folder}" for key, folder in folders.items()]
+        owners = [(f"groups.{name}", "user", g.user, g.group) for name, g in self.groups.items()]
+        owners += [(f"listen[{n}]", "owner", a.owner, a.group) for n, a in enumerate(self.listen)]
+        for prefix, user_key, user, group in owners:
+            for key, pair in ((user_key, (user, None)), ("group", (None, group))):
+                if pair == (None, None):
+                    continue
+                try:
+                    resolve_identity(*pair)
+                except IdentityError as exc:
+                    problems.append(f"{prefix}.{key}: {exc}")
+        return problems
+
+    def root_problems(self) -> list[str]:
+        """The groups whose workers' user or group needs the master to run as root, which this
+        process is not, one "key: reason" each (names that do not exist are host_problems)."""
+        problems = []
+        for name, group in self.groups.items():
+            try:
+                if needs_root(group.user, group.group):
+                    key = "user" if group.user is not None else "group"
+                    problems.append(
+                        f"groups.{name}.{key}: switching the workers to it needs the master to "
+                        f"run as root (it runs as uid {os.geteuid()})"
+                    )
+            except IdentityError:
+                pass
+        return problems
 
     def _resolve_accept(self) -> tuple[str | None, str | None]:
         """(accepting group, problem) from front.accept, the routes and the listeners."""
