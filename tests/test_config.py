@@ -430,6 +430,40 @@ def test_small_stack_size_is_a_warning():
     assert parse("groups: {main: {app: x, stack_size: 256K}}").warnings == []
 
 
+def test_concurrency_above_threads_is_a_warning():
+    config = parse("groups: {main: {app: x, threads: 2, concurrency: 4}}")
+    assert config.warnings == [
+        "site.yaml: groups.main.concurrency: above threads: a worker runs at most its 2 threads' "
+        "requests at once (got 4)"
+    ]
+    assert parse("groups: {main: {app: x, threads: 4, concurrency: 4}}").warnings == []
+
+
+@pytest.mark.parametrize(
+    ("listen", "host"),
+    [
+        (":9100", "0.0.0.0"),
+        ("[::]:9100", "::"),
+        ("10.1.2.3:9100", "10.1.2.3"),
+        ("stats.example.com:9100", "stats.example.com"),
+    ],
+)
+def test_a_stats_listener_off_loopback_is_a_warning(listen, host):
+    config = parse(f"groups: {{main: {{app: x}}}}\nstats: {{listen: '{listen}'}}")
+    assert config.warnings == [
+        f"site.yaml: stats.listen: {host} is not a loopback address: other hosts can read the "
+        "stats, which name the URLs being served, and nothing asks who reads; use 127.0.0.1 or "
+        "a unix socket"
+    ]
+
+
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1:9100", "127.8.0.1:1", "[::1]:9100", "localhost:9100", "unix:stats.sock"]
+)
+def test_a_stats_listener_on_this_host_only_is_not_a_warning(listen):
+    assert parse(f"groups: {{main: {{app: x}}}}\nstats: {{listen: '{listen}'}}").warnings == []
+
+
 def test_shadowed_routes_are_warnings():
     config = parse(
         with_groups(
@@ -658,8 +692,7 @@ def test_front_accept_resolves_to_a_group_or_the_front(text, accepting):
 
 def test_front_accept_errors_name_the_key():
     assert problems(ONE_GROUP + "front: {accept: mian}") == [
-        "site.yaml: front.accept: not 'front', 'auto' or a group name (defined: main) "
-        "(got 'mian')"
+        "site.yaml: front.accept: not 'front', 'auto' or a group name (defined: main) (got 'mian')"
     ]
     proxied = ONE_GROUP + "listen: [{address: '127.0.0.1:8000', proxy_protocol: true}]"
     assert problems(proxied + "\nfront: {accept: main}") == [
