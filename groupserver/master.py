@@ -442,7 +442,7 @@ class Master:
         socket's file) and the umask every process inherits from the master's start."""
         running = self.config
         kept: dict[str, object] = {}
-        if [a.display() for a in config.listen] != [a.display() for a in running.listen]:
+        if config.listen != running.listen:  # an address, or a socket's mode, owner, PROXY
             kept["listen"] = running.listen
         for key in ("backlog", "site", "control_socket", "umask"):  # umask: set once, inherited
             if getattr(config, key) != getattr(running, key):

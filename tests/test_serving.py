@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import threading
 import time
 
@@ -17,6 +18,7 @@ from conftest import (
     read_until_closed,
     site_yaml,
     split_responses,
+    unix_get,
     wait_for,
 )
 
@@ -464,6 +466,20 @@ def test_hup_keeps_what_only_a_restart_can_change_and_applies_the_rest(make_serv
     assert server.log().count("stats on") == 1  # the same stats listener, not another one
     assert server.stats_get("/healthz")[0] == 200
 
+
+
+def test_hup_reports_a_unix_listener_whose_mode_alone_changed(make_server, tmp_path):
+    """The master made the socket at start: a new mode, owner or proxy_protocol is a restart."""
+    sock = tmp_path / "s.sock"
+    unix = f"{{address: 'unix:{sock}', mode: '0660'}}"
+    yaml_text = site_yaml({"main": {}}).replace("'127.0.0.1:0'", f"'127.0.0.1:0', {unix}")
+    server = make_server(yaml_text)
+    server.config.write_text(yaml_text.replace("'0660'", "'0600'"))
+    server.send_signal(signal.SIGHUP)
+    server.wait_log("reload: generation 1 serving")
+    assert "reload: changes to listen take effect only after a restart" in server.log()
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o660
+    assert b'"path_info": "/after"' in unix_get(sock, "/after")
 
 def test_invalid_config_on_hup_keeps_the_running_site(partitioned):
     partitioned.config.write_text("site: x\ngroups: {main: {app: a:b, threads: 0}}\n")
