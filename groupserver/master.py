@@ -1232,11 +1232,17 @@ class Master:
             kind = state.preload_backoff if child.role == "preloader" else state.workers_backoff
             delay = kind.record_exit(died_at_start, now)
             if kind.failing:
+                older = {
+                    c.generation
+                    for c in self._children("worker", child.group)
+                    if c.ready and c.generation < self.generation
+                }
                 log.error(
-                    "group %s is failing: %d %ss in a row died at start-up",
+                    "group %s is failing: %d %ss in a row died at start-up%s",
                     child.group,
                     kind.failures,
                     child.role,
+                    f"; generation {max(older)}'s workers keep serving it" if older else "",
                 )
         when = f"; replacing it in {delay:.1f}s" if delay else "; replacing it"
         if stopped:

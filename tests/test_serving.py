@@ -573,3 +573,45 @@ def test_a_site_whose_group_accepts_answers_503_while_it_fails_then_serves(make_
     server.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: server.request("GET", "/fine", timeout=5)[0] == 200, timeout=20)
     server.wait_log("requests were answered 503 while the group was failing")
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["import", "preload"])
+def test_a_reload_to_code_that_fails_to_import_keeps_the_old_workers_serving(
+    make_server, preload
+):
+    """The common bad deploy: the new generation never gets ready, so the old one never
+    retires; mending the code and sending HUP again replaces it."""
+    server = make_server(
+        site_yaml(
+            {
+                "main": {
+                    "app": "deployed_app:application",
+                    "python_path": ["."],
+                    "processes": 2,
+                    "preload": preload,
+                }
+            }
+        ),
+        start=False,
+    )
+    app = server.dir / "deployed_app.py"
+    app.write_text("from echo_app import application  # noqa: F401\n")
+    server.start()
+    old = {p.pid for p in server.processes_titled("(wsgi:main)")}
+    assert len(old) == 2 and server.get_json("/before")["pid"] in old
+    app.write_text("def broken(:\n")  # a SyntaxError
+    server.send_signal(signal.SIGHUP)
+    role = "preloader" if preload else "worker"
+    server.wait_log(
+        f"group main is failing: 3 {role}s in a row died at start-up; "
+        "generation 0's workers keep serving it",
+        timeout=20,
+    )
+    for n in range(6):
+        assert server.get_json(f"/during-{n}")["pid"] in old
+    assert "reload: generation 1 serving" not in server.log()
+    app.write_text("from echo_app import application  # noqa: F401\n")
+    server.send_signal(signal.SIGHUP)
+    server.wait_log("reload: generation 2 serving", timeout=20)
+    wait_for(lambda: not old & {p.pid for p in server.children()}, timeout=20)
+    assert server.get_json("/after")["pid"] not in old
