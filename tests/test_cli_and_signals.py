@@ -156,9 +156,10 @@ def test_log_paths_are_relative_to_the_yaml_file_and_their_directory_must_exist(
         site_yaml({"main": {"chdir": "app"}}, extra="access_log: logs/access.log"), start=False
     )
     (server.dir / "app").mkdir()
-    refused = server.cli("serve")
-    assert refused.returncode == 2
-    assert f"access_log: no such directory {server.dir / 'logs'}" in refused.stderr
+    for command in ("check", "serve"):
+        refused = server.cli(command)
+        assert refused.returncode == 2
+        assert f"access_log: no such directory {server.dir / 'logs'}" in refused.stderr
     (server.dir / "logs").mkdir()
     server.start()
     server.request("GET", "/where")
