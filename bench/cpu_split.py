@@ -139,16 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", type=Path, default=Path(run.DEFAULT_VENV))
     args = parser.parse_args(argv)
     workload = run.WORKLOADS_BY_NAME[args.workload]
-    known = {cls.name: cls for cls in run.Server.__subclasses__()}
-    servers = []
-    for name in args.servers.split(","):
-        if name not in known:
-            parser.error(f"--servers: unknown server {name!r} (known: {', '.join(known)})")
-        server = known[name](args.venv)
-        problem = server.available() or server.skip_reason(workload)
-        if problem:
-            parser.error(f"--servers: {name}: {problem}")
-        servers.append(server)
+    servers = run.servers_named(parser, args.servers, args.venv, workload)
     rounds: dict[str, list[Split]] = {s.name: [] for s in servers}
     per_round = args.duration + WARMUP + 10
     procs = run.Processes()

@@ -101,16 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated run.py server names (groupserver,gunicorn-sync)")
     parser.add_argument("--venv", type=Path, default=Path(run.DEFAULT_VENV))
     args = parser.parse_args(argv)
-    known = {cls.name: cls for cls in run.Server.__subclasses__()}
-    servers = []
-    for name in args.servers.split(","):
-        if name not in known:
-            parser.error(f"--servers: unknown server {name!r} (known: {', '.join(known)})")
-        server = known[name](args.venv)
-        missing = server.available()
-        if missing:
-            parser.error(f"--servers: {name}: {missing}")
-        servers.append(server)
+    servers = run.servers_named(parser, args.servers, args.venv)
     rows: dict[str, list[tuple[int, int, int, int]]] = {s.name: [] for s in servers}
     procs = run.Processes()
     try:

@@ -375,6 +375,24 @@ class ModWsgi(Server):
 SERVER_CLASSES: list[type[Server]] = [
     GroupServer, GunicornSync, GunicornGthread, UWSGI, Granian, Waitress, ModWsgi,
 ]
+def servers_named(
+    parser: argparse.ArgumentParser, names: str, venv: Path, workload: Workload | None = None
+) -> list[Server]:
+    """The servers a side script's comma-separated --servers names, each installed (and able
+    to run workload, when given); a parser error naming the first that is not."""
+    known = {cls.name: cls for cls in SERVER_CLASSES}
+    servers = []
+    for name in names.split(","):
+        if name not in known:
+            parser.error(f"--servers: unknown server {name!r} (known: {', '.join(known)})")
+        server = known[name](venv)
+        problem = server.available() or (workload and server.skip_reason(workload))
+        if problem:
+            parser.error(f"--servers: {name}: {problem}")
+        servers.append(server)
+    return servers
+
+
 REFERENCE = "groupserver"
 
 

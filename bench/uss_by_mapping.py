@@ -79,12 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--starts", type=int, default=3, help="starts of each server (3)")
     parser.add_argument("--venv", type=Path, default=Path(run.DEFAULT_VENV))
     args = parser.parse_args(argv)
-    known = {cls.name: cls for cls in run.Server.__subclasses__()}
-    servers = [known[name](args.venv) for name in SERVERS]
-    for server in servers:
-        missing = server.available()
-        if missing:
-            parser.error(f"{server.name}: {missing}")
+    servers = run.servers_named(parser, ",".join(SERVERS), args.venv)
     runs: dict[str, list[tuple[collections.Counter, ...]]] = {s.name: [] for s in servers}
     procs = run.Processes()
     try:
