@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from groupserver.http.parser import RequestHead
 
 log = logging.getLogger("groupserver.accesslog")
+
+
+COMPLAINT_INTERVAL = 60.0  # seconds between two error lines while the access log cannot be written
 
 
 class AccessLog:
@@ -19,7 +22,13 @@ class AccessLog:
     def __init__(self, target: str | None, group: str) -> None:
         self.target = target
         self.group = group
-        self.stream: TextIO | None = None
+        # A file: unbuffered bytes, so each line is one write(2) appended whole, whichever
+        # worker writes it, and a write that failed (a full disk) leaves nothing behind to come
+        # out torn later. stdout ("-") stays text, as the process has it.
+        self.stream: TextIO | BinaryIO | None = None
+        self.binary = False
+        self.dropped = 0  # lines lost since writing last failed (a full disk, say)
+        self.next_complaint = 0.0  # time.monotonic() when a failure is logged again
         self.reopen()
 
     @classmethod
@@ -42,11 +51,11 @@ class AccessLog:
         if self.target is None:
             return
         if self.target == "-":
-            self.stream = sys.stdout
+            self.stream, self.binary = sys.stdout, False
             return
         old = self.stream
         try:
-            self.stream = open(self.target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+            self.stream, self.binary = open(self.target, "ab", buffering=0), True  # noqa: SIM115
         except OSError as exc:
             log.error(
                 "access_log: cannot open %s: %s; %s",
@@ -77,9 +86,30 @@ class AccessLog:
             f"{self.group} {int(seconds * 1_000_000)}\n"
         )
         try:
-            self.stream.write(line)
-        except (OSError, ValueError):
-            pass
+            self.stream.write(line.encode() if self.binary else line)  # type: ignore[arg-type]
+        except (OSError, ValueError) as exc:
+            self._lost(exc)
+            return
+        if self.dropped:
+            log.warning(
+                "access_log: writing to %s again (lines lost: %d)", self.target, self.dropped
+            )
+            self.dropped = 0
+
+    def _lost(self, exc: Exception) -> None:
+        """Count a line that could not be written; say so at once, then once a minute."""
+        self.dropped += 1
+        now = time.monotonic()
+        if now < self.next_complaint:
+            return
+        self.next_complaint = now + COMPLAINT_INTERVAL
+        reason = getattr(exc, "strerror", None) or exc
+        log.error(
+            "access_log: cannot write to %s: %s; the worker keeps serving (lines lost so far: %d)",
+            self.target,
+            reason,
+            self.dropped,
+        )
 
 
 def _quote(text: str) -> str:

@@ -151,6 +151,54 @@ def test_an_access_log_that_cannot_be_reopened_never_stops_the_site(make_server,
     wait_for(lambda: "/mended" in log_path.read_text())
 
 
+def _tiny_filesystem(path) -> bool:
+    """Mount a 64 KiB tmpfs on path (root only); whether it worked."""
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+def test_a_full_disk_under_the_access_log_is_logged_once_and_no_line_comes_out_torn(
+    make_server, tmp_path
+):
+    """Writes to the access log used to fail silently, and a line-buffered file kept the failed
+    part of a line to write it out, torn, once the disk had room again."""
+    disk = tmp_path / "disk"
+    if os.geteuid() != 0 or not _tiny_filesystem(disk):
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        log_path = disk / "access.log"
+        server = make_server(site_yaml({"main": {}}, extra=f"access_log: '{log_path}'"))
+        server.request("GET", "/before")
+        wait_for(lambda: "/before" in log_path.read_text())
+        filler = disk / "filler"
+        with open(filler, "wb", buffering=0) as f:  # the rest of the disk
+            try:
+                while True:
+                    f.write(b"f" * 4096)
+            except OSError:
+                pass
+        for n in range(8):  # past the log file's last page, which had room
+            assert server.request("GET", f"/while-full-{n}-" + "x" * 1000)[0] == 200
+        server.wait_log(
+            f"access_log: cannot write to {log_path}: No space left on device; the worker "
+            "keeps serving (lines lost so far: 1)"
+        )
+        assert server.log().count("access_log: cannot write") == 1  # not once per request
+        filler.unlink()
+        server.request("GET", "/after")
+        wait_for(lambda: "/after" in log_path.read_text())
+        server.wait_log(f"access_log: writing to {log_path} again (lines lost: ")
+        for line in log_path.read_text().splitlines():
+            assert re.fullmatch(
+                r'127\.0\.0\.1 - - \[.+\] "GET /\S+ HTTP/1\.1" 200 .* main \d+', line
+            ), line
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
 def test_log_paths_are_relative_to_the_yaml_file_and_their_directory_must_exist(make_server):
     server = make_server(
         site_yaml({"main": {"chdir": "app"}}, extra="access_log: logs/access.log"), start=False
