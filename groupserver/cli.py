@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +18,17 @@ from groupserver.routing import Router
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``groupserver`` console script."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Whoever read the output went away (`groupserver status site.yaml | head`): stop
+        # quietly, with the exit status of a process that SIGPIPE ended, as other tools do. What
+        # is still buffered goes nowhere, or the interpreter would complain at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="groupserver", description=__doc__)
     parser.add_argument("--version", action="version", version=f"groupserver {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,7 +90,10 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
     path = control_socket_path(config)
 
     def ask(request: dict) -> dict:
-        reply = send_command(path, request)
+        try:
+            reply = send_command(path, request)
+        except BrokenPipeError as exc:  # the master's end, not our reader's (below)
+            raise RuntimeError(f"the master closed the control connection ({exc})") from None
         if not reply.get("ok"):
             raise RuntimeError(reply.get("error", "failed"))
         return reply
@@ -128,6 +144,8 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    except BrokenPipeError:
+        raise  # our reader went away: main() ends quietly
     except (OSError, RuntimeError) as exc:
         print(f"groupserver {args.command}: {path}: {exc}", file=sys.stderr)
         return 1

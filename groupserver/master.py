@@ -209,7 +209,11 @@ class Master:
                 f"{self.control_path} answers"
             ) from None
         except ListenError as exc:
-            log.warning("no control socket: %s", exc)
+            log.warning(
+                "no control socket: %s (status, advise and ctl need one: set control_socket to "
+                "a writable path)",
+                exc,
+            )
         else:
             commands = ControlCommands(self)
             self.services.append(SmallService(sock, self.poller, line_answer(commands.handle)))

@@ -46,6 +46,33 @@ def test_check_names_the_key_and_reason_of_a_bad_config(tmp_path):
     assert f"{bad}: groups.admin.threads: must be >= 1 (got 0)" in result.stderr
 
 
+def _to_a_closed_pipe(*args: str) -> subprocess.CompletedProcess:
+    """Run `python -m groupserver ARGS` with stdout a pipe nobody reads any more."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "groupserver", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(write_end)
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly(make_server):
+    """`groupserver status site.yaml | head` used to end in a BrokenPipeError traceback."""
+    config = str(ROOT / "configs" / "partitioned.yaml")
+    for args in (("check", config), ("route", config, "/admin")):
+        done = _to_a_closed_pipe(*args)
+        assert (done.returncode, done.stderr) == (141, ""), args
+    server = make_server(site_yaml({"main": {}}))
+    done = _to_a_closed_pipe("status", str(server.config))  # refreshes until its reader goes
+    assert (done.returncode, done.stderr) == (141, "")
+
+
 def test_route_prints_the_group_for_a_url():
     config = str(ROOT / "configs" / "partitioned.yaml")
     result = _run("route", config, "/admin/users?x=1")
