@@ -452,6 +452,8 @@ class Response:
         "keep_alive",
         "input",
         "status_code",
+        "head",
+        "overflowed",
     )
 
     def __init__(self, conn: Connection, head: RequestHead, body: InputStream | None) -> None:
@@ -467,6 +469,8 @@ class Response:
         self.sent = 0
         self.input = body
         self.status_code = 0
+        self.head = head  # named in a warning when the body does not match its Content-Length
+        self.overflowed = False
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -595,6 +599,15 @@ class Response:
             if len(data) > room:
                 data = data[:room]  # never send more than we promised
                 self.keep_alive = False
+                if not self.overflowed:
+                    self.overflowed = True
+                    log.warning(
+                        "%s %s: the application sent more than the %d bytes its Content-Length "
+                        "announced; the rest was dropped and the connection closed",
+                        self.head.method,
+                        self.head.target,
+                        self.length,
+                    )
         self.sent += len(data)
         self.conn.sock.sendall(head + data if head else data)
 
@@ -649,6 +662,14 @@ class Response:
             self.conn.sock.sendall(b"0\r\n\r\n")
         elif self.length is not None and self.sent < self.length and not self.head_only:
             self.keep_alive = False  # promised more than the app gave: the client must see a close
+            log.warning(
+                "%s %s: the application sent %d of the %d bytes its Content-Length announced; "
+                "the connection was closed, so the client sees the response cut short",
+                self.head.method,
+                self.head.target,
+                self.sent,
+                self.length,
+            )
 
 
 class _FileRange:

@@ -646,6 +646,41 @@ def test_a_response_no_client_could_read_right_gives_500(server, endpoint, error
     assert f"ResponseError: {error}" in server.log()
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "body", "warning"),
+    [
+        (
+            "short-body",
+            b"only 10 b.",
+            "GET /short-body: the application sent 10 of the 100 bytes its Content-Length "
+            "announced; the connection was closed, so the client sees the response cut short",
+        ),
+        (
+            "long-body",
+            b"hello",
+            "GET /long-body: the application sent more than the 5 bytes its Content-Length "
+            "announced; the rest was dropped and the connection closed",
+        ),
+    ],
+)
+def test_a_body_that_does_not_match_its_content_length_closes_and_says_so(
+    server, endpoint, body, warning
+):
+    """Sent as promised or not at all: the connection closes (a short body would leave the
+    client waiting, a long one would be read as the next response), and the log tells the
+    developer why their client saw that."""
+    with RawClient(server) as client:
+        client.send(get(f"/{endpoint}"))
+        reply = client.read_reply()
+        assert reply is not None and reply.status == 200
+        assert client.wait_closed(3.0) is not None, "the connection must close"
+        assert client.buf == b"" and reply.body.startswith(body) and len(reply.body) == len(body)
+    server.wait_log(warning, timeout=3)
+    assert server.log().count(f"GET /{endpoint}: the application sent") == 1
+    exchange_ok = exchange(server, get("/single/after-mismatch"), timeout=5)
+    assert exchange_ok is not None and exchange_ok.status == 200
+
+
 def test_system_exit_and_keyboard_interrupt_from_the_app_are_500s_and_the_thread_lives_on(server):
     """Raised in a request thread, they would end it: the group's only thread here."""
     for endpoint in ("exit", "interrupt", "exit"):

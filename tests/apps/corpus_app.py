@@ -20,6 +20,8 @@ make the server face a misbehaving application or a large response:
     /no-content, /not-modified, /two-lengths, /same-length, /own-date, /interim
                      a 204 or 304 with a body, conflicting or repeated Content-Length, the
                      app's own Date, a 1xx status (see _FIXED)
+    /short-body, /long-body
+                     a body shorter or (over three chunks) longer than its Content-Length
 """
 
 import json
@@ -100,8 +102,11 @@ _FIXED = {
     "same-length": ("200 OK", [("Content-Length", "5"), ("content-length", "5")], [b"hello"]),
     "own-date": ("200 OK", [("Date", "Mon, 01 Jan 2024 00:00:00 GMT")], [b"dated"]),
     "interim": ("100 Continue", [], [b""]),
+    # the body the Content-Length promised is not the body the app gave (len() of a str, say)
+    "short-body": ("200 OK", [("Content-Length", "100")], [b"only 10 b."]),
+    "long-body": ("200 OK", [("Content-Length", "5")], [b"hello", b" and", b" more"]),
 }
-_STREAMED = {"str-chunk", "not-modified"}  # returned as an iterator, not a list
+_STREAMED = {"str-chunk", "not-modified", "long-body"}  # returned as an iterator, not a list
 
 
 def application(environ, start_response):
