@@ -439,31 +439,6 @@ def test_concurrency_above_threads_is_a_warning():
     assert parse("groups: {main: {app: x, threads: 4, concurrency: 4}}").warnings == []
 
 
-@pytest.mark.parametrize(
-    ("listen", "host"),
-    [
-        (":9100", "0.0.0.0"),
-        ("[::]:9100", "::"),
-        ("10.1.2.3:9100", "10.1.2.3"),
-        ("stats.example.com:9100", "stats.example.com"),
-    ],
-)
-def test_a_stats_listener_off_loopback_is_a_warning(listen, host):
-    config = parse(f"groups: {{main: {{app: x}}}}\nstats: {{listen: '{listen}'}}")
-    assert config.warnings == [
-        f"site.yaml: stats.listen: {host} is not a loopback address: other hosts can read the "
-        "stats, which name the URLs being served, and nothing asks who reads; use 127.0.0.1 or "
-        "a unix socket"
-    ]
-
-
-@pytest.mark.parametrize(
-    "listen", ["127.0.0.1:9100", "127.8.0.1:1", "[::1]:9100", "localhost:9100", "unix:stats.sock"]
-)
-def test_a_stats_listener_on_this_host_only_is_not_a_warning(listen):
-    assert parse(f"groups: {{main: {{app: x}}}}\nstats: {{listen: '{listen}'}}").warnings == []
-
-
 def test_shadowed_routes_are_warnings():
     config = parse(
         with_groups(

@@ -199,19 +199,6 @@ def parse_listen(text: str) -> dict[str, Any]:
     return {"kind": "tcp", "host": host, "port": int(port)}
 
 
-def _public_host(listen: str | None) -> str | None:
-    """The host of a TCP listen string that is not a loopback address, else None."""
-    if listen is None or listen.startswith("unix:"):
-        return None
-    host = parse_listen(listen)["host"]
-    if host == "localhost":
-        return None
-    try:
-        return None if ipaddress.ip_address(host).is_loopback else host
-    except ValueError:
-        return host  # a host name: it may well resolve to a public address
-
-
 def _unix_mode(value: Any) -> Any:
     if isinstance(value, str):
         digits = value.strip().lower().removeprefix("0o")
@@ -877,13 +864,6 @@ class SiteConfig(BaseModel):
                     f"above threads: a worker runs at most its {group.threads} threads' "
                     f"requests at once (got {group.concurrency})",
                 )
-        public = _public_host(self.stats.listen)
-        if public is not None:
-            warn(
-                ("stats", "listen"),
-                f"{public} is not a loopback address: other hosts can read the stats, which name "
-                "the URLs being served, and nothing asks who reads; use 127.0.0.1 or a unix socket",
-            )
         # Imported here: routing owns the matching rules, and it imports this module's types.
         from groupserver.routing import find_catch_all, find_shadowed
 
