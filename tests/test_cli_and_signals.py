@@ -73,6 +73,27 @@ def test_output_into_a_pipe_closed_early_ends_quietly(make_server):
     assert (done.returncode, done.stderr) == (141, "")
 
 
+def test_serve_takes_port_and_pool_size_from_the_environment(make_server, monkeypatch):
+    """As a platform hands them over: ${PORT}, ${WEB_CONCURRENCY}, with defaults."""
+    monkeypatch.setenv("GS_TEST_PORT", "0")
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    yaml_text = site_yaml({"main": {}}).replace("'127.0.0.1:0'", "'127.0.0.1:${GS_TEST_PORT}'")
+    yaml_text = yaml_text.replace(
+        "    app: echo_app:application\n",
+        "    app: echo_app:application\n"
+        "    processes: ${WEB_CONCURRENCY:-1}\n"
+        "    threads: ${GS_TEST_THREADS:-3}\n",
+    )
+    server = make_server(yaml_text)
+    workers = server.stats()["groups"]["main"]["workers"]
+    assert len(workers) == 2 and {w["threads"] for w in workers} == {3}
+    assert server.get_json("/from-env")["group"] == "main"
+    monkeypatch.delenv("GS_TEST_PORT")
+    refused = server.cli("check")
+    assert refused.returncode == 2
+    assert "listen[0]: environment variable GS_TEST_PORT is not set" in refused.stderr
+
+
 def test_route_prints_the_group_for_a_url():
     config = str(ROOT / "configs" / "partitioned.yaml")
     result = _run("route", config, "/admin/users?x=1")

@@ -417,6 +417,57 @@ def test_route_methods_uppercased_deduplicated_and_split():
     assert config.routes[0].methods == ["GET", "POST"]
 
 
+# --- environment variables -------------------------------------------------------------------
+
+
+def test_environment_references_fill_values_and_take_the_type_an_option_needs():
+    config = parse_config(
+        textwrap.dedent(
+            """
+            listen: [":${PORT:-8000}", {address: "unix:/run/${SITE}.sock", mode: "${MODE}"}]
+            groups:
+              main:
+                app: ${APP}
+                processes: ${WEB_CONCURRENCY:-2}
+                threads: "${THREADS:-4}"
+                preload: ${PRELOAD}
+                env: {LITERAL: "$${HOME} stays", EMPTY: "${UNSET_GS:-}"}
+            """
+        ),
+        environ={
+            "PORT": "9000",
+            "SITE": "shop",
+            "MODE": "0660",
+            "APP": "shop.wsgi:app",
+            "WEB_CONCURRENCY": "3",
+            "PRELOAD": "true",
+        },
+    )
+    assert [a.display() for a in config.listen] == ["0.0.0.0:9000", "unix:/run/shop.sock"]
+    assert config.listen[1].mode == 0o660  # "0660" stays text: not the integer 660
+    main = config.groups["main"]
+    assert (main.app, main.processes, main.threads, main.preload) == ("shop.wsgi:app", 3, 4, True)
+    assert main.env == {"LITERAL": "${HOME} stays", "EMPTY": ""}
+
+
+def test_an_environment_reference_that_cannot_be_filled_names_the_key():
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            'listen: ["127.0.0.1:${PORT}"]\n'
+            'groups: {main: {app: "${APP", threads: "${2X}", processes: "${N}"}}\n',
+            environ={"N": "several"},
+        )
+    assert info.value.problems == [
+        "site.yaml: listen[0]: environment variable PORT is not set "
+        "(${PORT:-default} gives a default)",
+        "site.yaml: groups.main.app: a ${ without its closing }",
+        "site.yaml: groups.main.threads: ${2X} is not ${NAME} or ${NAME:-default}",
+    ]
+    assert problems('groups: {main: {app: x, processes: "${N:-several}"}}') == [
+        "site.yaml: groups.main.processes: must be an integer (got 'several')"
+    ]
+
+
 # --- warnings --------------------------------------------------------------------------------
 
 

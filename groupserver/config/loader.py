@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from groupserver.config.environ import expand_environment
 from groupserver.config.models import (
     DEFAULT_SOURCE,
     NO_VALUE,
@@ -91,8 +93,11 @@ def load_config(path: str | os.PathLike[str]) -> SiteConfig:
     return config
 
 
-def parse_config(text: str, source: str = DEFAULT_SOURCE) -> SiteConfig:
-    """Validate YAML `text`; `source` names it in messages. Raise ConfigError on any problem."""
+def parse_config(
+    text: str, source: str = DEFAULT_SOURCE, environ: Mapping[str, str] | None = None
+) -> SiteConfig:
+    """Validate YAML `text`; `source` names it in messages; its ${NAME} references read
+    `environ` (default: this process's environment). Raise ConfigError on any problem."""
     try:
         data = yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.MarkedYAMLError as exc:
@@ -108,7 +113,10 @@ def parse_config(text: str, source: str = DEFAULT_SOURCE) -> SiteConfig:
         raise ConfigError(
             [f"{source}: top level must be a mapping of options (got {_type_name(data)})"]
         )
-    problems = []
+    data, unexpanded = expand_environment(data, os.environ if environ is None else environ)
+    problems = [f"{source}: {key_path(loc)}: {reason}" for loc, reason in unexpanded]
+    if problems:
+        raise ConfigError(problems)
     if "source_path" in data:
         # Set by load_config, never by the file.
         data = {k: v for k, v in data.items() if k != "source_path"}
