@@ -468,6 +468,12 @@ def test_an_environment_reference_that_cannot_be_filled_names_the_key():
     ]
 
 
+def test_a_yaml_alias_that_contains_itself_is_an_error_not_a_crash():
+    """The environment walk used to recurse into it for ever (RecursionError)."""
+    [line] = problems("groups: {main: {app: x, threads: &a [*a]}}")
+    assert line.startswith("site.yaml: groups.main.threads: must be an integer (got [")
+
+
 # --- warnings --------------------------------------------------------------------------------
 
 

@@ -26,15 +26,20 @@ def expand_environment(
     """data (as the YAML file parsed) with every reference replaced, and the problems found as
     (key location, reason): a variable that is not set and has no default, a malformed one."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
+    inside: set[int] = set()  # the containers being walked: a YAML alias can make a cycle
 
     def walk(value: Any, loc: tuple[str | int, ...]) -> Any:
-        if isinstance(value, dict):
-            return {key: walk(item, (*loc, key)) for key, item in value.items()}
-        if isinstance(value, list):
+        if isinstance(value, str):
+            return _expand(value, loc, environ, problems) if "${" in value else value
+        if not isinstance(value, (dict, list)) or id(value) in inside:
+            return value  # a cycle is left as it is, for the models to refuse
+        inside.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {key: walk(item, (*loc, key)) for key, item in value.items()}
             return [walk(item, (*loc, n)) for n, item in enumerate(value)]
-        if isinstance(value, str) and "${" in value:
-            return _expand(value, loc, environ, problems)
-        return value
+        finally:
+            inside.discard(id(value))
 
     return walk(data, ()), problems
 
