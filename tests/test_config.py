@@ -535,7 +535,7 @@ _SITES = st.fixed_dictionaries(
 @given(_SITES)
 def test_any_yaml_of_the_sites_shape_loads_or_is_a_config_error(site):
     """Never another exception: a wrong file must be a message naming the key, not a crash
-    (4,000 examples found none at be04d17 once the alias cycle was fixed)."""
+    (a run of 4,000 examples found none at 44b807b)."""
     try:
         parse_config(yaml.safe_dump(site), environ={"A": "5"})
     except ConfigError:
