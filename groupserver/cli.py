@@ -205,8 +205,13 @@ def _route(config: SiteConfig, url: str, host: str | None, method: str) -> int:
 
     target = url
     if "://" in url:  # a whole URL, as a proxy sends it (absolute form): its host and path
-        parts = urlsplit(url)
-        host = parts.hostname or host  # RFC 9112 3.2.2: it replaces the Host header (--host)
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError as exc:  # "http://[::1/x": an IPv6 address without its "]"
+            print(f"groupserver route: {url}: not a URL: {exc}", file=sys.stderr)
+            return 2
+        host = hostname or host  # RFC 9112 3.2.2: it replaces the Host header (--host)
         target = parts.path or "/"
     path = unquote(target.split("?", 1)[0].split("#", 1)[0], encoding="latin-1")
     match = Router(config.routes, config.default_group).route_for(path, host, method.upper())

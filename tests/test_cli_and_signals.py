@@ -104,6 +104,9 @@ def test_route_prints_the_group_for_a_url():
     # a whole URL (absolute form, as the server routes it): by its path
     absolute = _run("route", config, "http://example.com/admin/users?x=1").stdout
     assert "group admin (routes[2]: prefix /admin)" in absolute
+    broken = _run("route", config, "http://[::1/admin")  # was a ValueError traceback
+    assert broken.returncode == 2
+    assert broken.stderr == "groupserver route: http://[::1/admin: not a URL: Invalid IPv6 URL\n"
 
 
 def test_ttin_and_ttou_change_the_default_group(make_server):
