@@ -276,6 +276,12 @@ REJECTIONS = [
     ("host_with_path", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
     ("host_with_userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400),
     ("host_with_space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    ("host_two_colons", b"GET / HTTP/1.1\r\nHost: a:b:c\r\n\r\n", 400),
+    ("host_port_not_digits", b"GET / HTTP/1.1\r\nHost: a:8o\r\n\r\n", 400),
+    ("host_ipv6_unclosed", b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+    ("host_ipv6_unbracketed", b"GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", 400),
+    ("host_bracket_inside", b"GET / HTTP/1.1\r\nHost: a[1]\r\n\r\n", 400),
+    ("target_absolute_ipv6_unclosed", b"GET http://[::1/x HTTP/1.1\r\n" + H + b"\r\n", 400),
     # Content-Length
     ("cl_and_te", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\n"
      b"Transfer-Encoding: chunked\r\n\r\n", 400),
