@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -610,6 +611,8 @@ def test_a_reload_to_code_that_fails_to_import_keeps_the_old_workers_serving(
     for n in range(6):
         assert server.get_json(f"/during-{n}")["pid"] in old
     assert "reload: generation 1 serving" not in server.log()
+    status = server.cli("status", "--once")
+    assert re.search(r"^main .* FAILING \(generation 0 serving\)$", status.stdout, re.M), status
     app.write_text("from echo_app import application  # noqa: F401\n")
     server.send_signal(signal.SIGHUP)
     server.wait_log("reload: generation 2 serving", timeout=20)
