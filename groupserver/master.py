@@ -306,7 +306,15 @@ class Master:
                 state.scaler = None
             elif state.scaler is None or state.scaler.policy != adaptive:
                 state.scaler = GroupScaler(adaptive)
-            state.target = min(max(state.target, group.min_processes), group.max_processes)
+            if adaptive is not None:
+                # scale/TTIN/TTOU move an adaptive group's target; an offset from the fixed
+                # count it had before would fight the policy
+                state.target = min(
+                    max(state.target + state.extra, group.min_processes), group.max_processes
+                )
+                state.extra = 0
+            else:
+                state.target = min(max(state.target, group.min_processes), group.max_processes)
 
     # -- main loop ----------------------------------------------------------------------------
 
@@ -485,6 +493,7 @@ class Master:
     def scale(self, group: str, delta: int, why: str) -> str | None:
         """Change a group's wanted worker count by delta, never below one and never past the
         site's MAX_WORKERS; returns why it did not, or None."""
+        state = self.groups[group]
         wanted = self._wanted(group) + delta
         if wanted < 1:
             log.info("%s: group %s already has one process", why, group)
@@ -497,7 +506,23 @@ class Master:
             )
             log.warning("%s: %s", why, problem)
             return problem
-        self.groups[group].extra += delta
+        if state.scaler is not None:
+            # An adaptive group: move its target within its range, and let the policy go on
+            # from there (an offset beyond it would fight the policy: it retired a worker every
+            # idle_timeout and the master started another).
+            cfg = self.config.groups[group]
+            low, high = cfg.min_processes, cfg.max_processes
+            if not low <= state.target + delta <= high:
+                problem = (
+                    f"group {group} is adaptive: it runs {low} to {high} processes "
+                    f"(processes: {{min: {low}, max: {high}}}), not {state.target + delta}"
+                )
+                log.warning("%s: %s", why, problem)
+                return problem
+            state.target += delta
+            state.scaler.restart(time.monotonic())
+        else:
+            state.extra += delta
         log.info("%s: group %s now wants %d processes", why, group, self._wanted(group))
         if delta < 0:
             workers = self._current_workers(group)

@@ -64,6 +64,11 @@ class GroupScaler:
             )
         return 0, ""
 
+    def restart(self, now: float) -> None:
+        """The size was changed from outside (ctl scale, TTIN, TTOU): start both clocks again,
+        so that no shrink follows within idle_timeout."""
+        self._changed(now)
+
     def _changed(self, now: float) -> None:
         self.last_change = now
         self.pressure_since = None

@@ -294,6 +294,41 @@ def test_adaptive_pool_grows_under_backlog_and_shrinks_when_idle(make_server):
     assert len(re.findall("grows to", server.log())) == 2  # no flapping
 
 
+def test_ctl_scale_moves_an_adaptive_pool_within_its_range_without_churn(make_server):
+    """A scale used to add an offset the policy then fought: it retired an idle worker every
+    idle_timeout and the master started another, for ever."""
+    server = make_server(
+        site_yaml(
+            {
+                "main": {
+                    "app": APP,
+                    "processes": {"min": 1, "max": 3, "idle_timeout": 1.5, "grow_after": 0.3},
+                }
+            }
+        )
+    )
+    refused = server.cli("ctl", "scale", "main", "5")
+    assert refused.returncode == 1
+    assert (
+        "group main is adaptive: it runs 1 to 3 processes (processes: {min: 1, max: 3}), "
+        "not 5" in refused.stderr
+    )
+    assert server.cli("ctl", "scale", "main", "3").returncode == 0
+    seen: set[int] = set()
+
+    def back_to_one() -> bool:
+        pids = _pids(server)
+        seen.update(pids)
+        return len(pids) == 1
+
+    wait_for(lambda: len(_pids(server)) == 3, timeout=10)
+    wait_for(back_to_one, timeout=15)  # idle: the policy takes it down again
+    time.sleep(2.0)  # past another idle_timeout: nothing more may start
+    seen.update(_pids(server))
+    assert len(seen) == 3, f"workers started after the scale: {sorted(seen)}"
+    assert server.log().count("shrinks to") == 2
+
+
 def test_keep_alive_connection_survives_its_worker_retiring(make_server):
     server = make_server(site_yaml({"main": {"app": APP, "max_requests": 2}}))
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
@@ -327,6 +362,7 @@ def test_fast_recycling_under_keepalive_traffic_loses_no_request(make_server, ac
             extra=f"front: {{accept: {accept}}}",
         )
     )
+
     def pick(rng: random.Random) -> Step:
         path = rng.choice(["/admin/y", "/x"])
         body = b"x" * rng.randint(1, 1500) if rng.random() < 1 / 3 else None
