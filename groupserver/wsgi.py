@@ -453,7 +453,6 @@ class Response:
         "input",
         "status_code",
         "head",
-        "overflowed",
     )
 
     def __init__(self, conn: Connection, head: RequestHead, body: InputStream | None) -> None:
@@ -470,7 +469,6 @@ class Response:
         self.input = body
         self.status_code = 0
         self.head = head  # named in a warning when the body does not match its Content-Length
-        self.overflowed = False
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -599,15 +597,14 @@ class Response:
             if len(data) > room:
                 data = data[:room]  # never send more than we promised
                 self.keep_alive = False
-                if not self.overflowed:
-                    self.overflowed = True
-                    log.warning(
-                        "%s %s: the application sent more than the %d bytes its Content-Length "
-                        "announced; the rest was dropped and the connection closed",
-                        self.head.method,
-                        self.head.target,
-                        self.length,
-                    )
+                self.head_only = True  # as for a 204: no more of the body goes out
+                log.warning(
+                    "%s %s: the application sent more than the %d bytes its Content-Length "
+                    "announced; the rest was dropped and the connection closed",
+                    self.head.method,
+                    self.head.target,
+                    self.length,
+                )
         self.sent += len(data)
         self.conn.sock.sendall(head + data if head else data)
 
