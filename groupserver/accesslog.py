@@ -26,7 +26,6 @@ class AccessLog:
         # worker writes it, and a write that failed (a full disk) leaves nothing behind to come
         # out torn later. stdout ("-") stays text, as the process has it.
         self.stream: TextIO | BinaryIO | None = None
-        self.binary = False
         self.dropped = 0  # lines lost since writing last failed (a full disk, say)
         self.next_complaint = 0.0  # time.monotonic() when a failure is logged again
         self.reopen()
@@ -51,11 +50,11 @@ class AccessLog:
         if self.target is None:
             return
         if self.target == "-":
-            self.stream, self.binary = sys.stdout, False
+            self.stream = sys.stdout
             return
         old = self.stream
         try:
-            self.stream, self.binary = open(self.target, "ab", buffering=0), True  # noqa: SIM115
+            self.stream = open(self.target, "ab", buffering=0)  # noqa: SIM115
         except OSError as exc:
             log.error(
                 "access_log: cannot open %s: %s; %s",
@@ -86,7 +85,7 @@ class AccessLog:
             f"{self.group} {int(seconds * 1_000_000)}\n"
         )
         try:
-            self.stream.write(line.encode() if self.binary else line)  # type: ignore[arg-type]
+            self.stream.write(line if self.target == "-" else line.encode())  # type: ignore[arg-type]
         except (OSError, ValueError) as exc:
             self._lost(exc)
             return
