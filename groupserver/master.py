@@ -307,14 +307,11 @@ class Master:
             elif state.scaler is None or state.scaler.policy != adaptive:
                 state.scaler = GroupScaler(adaptive)
             if adaptive is not None:
-                # scale/TTIN/TTOU move an adaptive group's target; an offset from the fixed
-                # count it had before would fight the policy
-                state.target = min(
-                    max(state.target + state.extra, group.min_processes), group.max_processes
-                )
+                # scale/TTIN/TTOU move an adaptive group's target (scale()): an offset kept
+                # from a fixed count would fight the policy
+                state.target += state.extra
                 state.extra = 0
-            else:
-                state.target = min(max(state.target, group.min_processes), group.max_processes)
+            state.target = min(max(state.target, group.min_processes), group.max_processes)
 
     # -- main loop ----------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ class GroupScaler:
             and now - self.pressure_since >= policy.grow_after
             and load.workers < policy.max
         ):
-            self._changed(now)
+            self.restart(now)
             why = f"backlog {load.backlog}" if load.backlog else f"all {capacity} threads busy"
             return 1, f"{why} for {policy.grow_after:g}s"
         if (
@@ -57,7 +57,7 @@ class GroupScaler:
             and now - self.last_change >= policy.idle_timeout
             and load.workers > policy.min
         ):
-            self._changed(now)
+            self.restart(now)
             return -1, (
                 f"{capacity - load.busy} of {capacity} threads idle and no backlog "
                 f"for {policy.idle_timeout:g}s"
@@ -65,11 +65,8 @@ class GroupScaler:
         return 0, ""
 
     def restart(self, now: float) -> None:
-        """The size was changed from outside (ctl scale, TTIN, TTOU): start both clocks again,
-        so that no shrink follows within idle_timeout."""
-        self._changed(now)
-
-    def _changed(self, now: float) -> None:
+        """The size changed (here, or from outside: ctl scale, TTIN, TTOU): start both clocks
+        again, so that no shrink follows within idle_timeout."""
         self.last_change = now
         self.pressure_since = None
         self.spare_since = None
