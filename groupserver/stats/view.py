@@ -33,14 +33,16 @@ def render_table(doc: dict[str, Any], workers: bool = False) -> str:
     for g in doc["groups"].values():
         app, queue = g["latency_seconds"]["app"], g["latency_seconds"]["queue"]
         uss = sum(w["uss_bytes"] for w in g["workers"])
-        flag = " FAILING" if g["failing"] else ""
-        serving = [
-            w["generation"]
-            for w in g["workers"]
-            if w["state"] == "ready" and w["generation"] < doc["generation"]
-        ]
-        if flag and serving:  # a reload whose new code fails: the old workers still serve
-            flag += f" (generation {max(serving)} serving)"
+        flag = ""
+        if g["failing"]:
+            flag = " FAILING"
+            serving = [  # a reload whose new code fails: the old workers still serve
+                w["generation"]
+                for w in g["workers"]
+                if w["state"] == "ready" and w["generation"] < doc["generation"]
+            ]
+            if serving:
+                flag += f" (generation {max(serving)} serving)"
         lines.append(
             f"{g['name']:<14}{len(g['workers']):>6}{g['threads_per_process']:>5}"
             f"{g['busy_threads']:>6}{g['capacity_utilisation'] * 100:>6.0f}%"
