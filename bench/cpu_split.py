@@ -65,22 +65,8 @@ def cpu_line(cpu: int) -> list[int]:
 
 def tree_times(root: int) -> tuple[int, int]:
     """(user, system) ticks of the server tree, reaped children included."""
-    user = system = 0
-    for proc in run.process_tree(root, root):
-        try:
-            with open(f"/proc/{proc.pid}/stat", "rb") as handle:
-                data = handle.read()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2 :].split()
-        user += int(fields[11]) + int(fields[13])
-        system += int(fields[12]) + int(fields[14])
-    return user, system
-
-
-def group_ticks(pgid: int) -> int:
-    """CPU ticks of one process group (a spinner)."""
-    return sum(p.ticks for p in run._all_procs() if p.pgrp == pgid)
+    tree = run.process_tree(root, root)
+    return sum(p.user for p in tree), sum(p.system for p in tree)
 
 
 def measure(
@@ -100,11 +86,14 @@ def measure(
         run.wait_ready(proc, port, workload.path, log, launch.ready_line)
         run.run_wrk(run.wrk_argv(workload, port, WARMUP), timeout=WARMUP + 60)
         spinner = procs.spinner_pgids[run.SERVER_CPU]
-        cpu0, tree0, spin0, t0 = cpu_line(run.SERVER_CPU), tree_times(proc.pid), group_ticks(
-            spinner), time.monotonic()
+
+        def counters() -> tuple[list[int], tuple[int, int], int, float]:
+            cpu = cpu_line(run.SERVER_CPU)
+            return cpu, tree_times(proc.pid), run.group_ticks([spinner]), time.monotonic()
+
+        cpu0, tree0, spin0, t0 = counters()
         data = run.run_wrk(run.wrk_argv(workload, port, seconds), timeout=seconds + 90)
-        cpu1, tree1, spin1, t1 = cpu_line(run.SERVER_CPU), tree_times(proc.pid), group_ticks(
-            spinner), time.monotonic()
+        cpu1, tree1, spin1, t1 = counters()
         if proc.poll() is not None:
             raise RuntimeError(f"{server.name} died during the run:\n{run.tail(log)}")
     finally:

@@ -39,7 +39,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -406,8 +406,14 @@ class ProcInfo:
     pid: int
     ppid: int
     pgrp: int
-    ticks: int  # utime + stime + cutime + cstime (reaped children's CPU lands in cutime/cstime)
+    user: int  # utime + cutime (reaped children's CPU lands in cutime/cstime)
+    system: int  # stime + cstime
     zombie: bool
+
+    @property
+    def ticks(self) -> int:
+        """All the CPU clock ticks it used."""
+        return self.user + self.system
 
 
 def _read_stat(pid: int) -> ProcInfo | None:
@@ -418,8 +424,8 @@ def _read_stat(pid: int) -> ProcInfo | None:
         return None
     # The command name is in parentheses and may itself contain ") ": split at the last one.
     fields = data[data.rfind(b")") + 2 :].split()
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return ProcInfo(pid, int(fields[1]), int(fields[2]), ticks, fields[0] == b"Z")
+    user, system = int(fields[11]) + int(fields[13]), int(fields[12]) + int(fields[14])
+    return ProcInfo(pid, int(fields[1]), int(fields[2]), user, system, fields[0] == b"Z")
 
 
 def _all_procs() -> list[ProcInfo]:
@@ -453,6 +459,12 @@ def tree_cpu_ticks(root: int, pgid: int) -> int:
     return sum(p.ticks for p in process_tree(root, pgid))
 
 
+def group_ticks(pgids: Iterable[int]) -> int:
+    """CPU clock ticks used so far by the processes of these process groups (spinners)."""
+    wanted = set(pgids)
+    return sum(p.ticks for p in _all_procs() if p.pgrp in wanted)
+
+
 @dataclass(frozen=True)
 class CpuSnapshot:
     """CPU time counters, to tell how much of the machine something else used during a run."""
@@ -469,7 +481,7 @@ class CpuSnapshot:
             fields = [int(v) for v in handle.readline().split()[1:]]
         user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
         pgids = set(spinner_pgids)
-        spinner_ticks = sum(p.ticks for p in _all_procs() if p.pgrp in pgids)
+        spinner_ticks = group_ticks(pgids)
         me = os.times()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         ours = (
