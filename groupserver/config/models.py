@@ -723,16 +723,19 @@ class SiteConfig(BaseModel):
         directory, a user or group (of a group's workers or a unix socket) that does not exist."""
         folders = self.missing_log_folders()
         problems = [f"{key}: no such directory {folder}" for key, folder in folders.items()]
-        owners = [(f"groups.{name}", "user", g.user, g.group) for name, g in self.groups.items()]
-        owners += [(f"listen[{n}]", "owner", a.owner, a.group) for n, a in enumerate(self.listen)]
-        for prefix, user_key, user, group in owners:
-            for key, pair in ((user_key, (user, None)), ("group", (None, group))):
-                if pair == (None, None):
-                    continue
-                try:
-                    resolve_identity(*pair)
-                except IdentityError as exc:
-                    problems.append(f"{prefix}.{key}: {exc}")
+        named: list[tuple[str, str | None, str | None]] = []  # (key, user, group)
+        for name, g in self.groups.items():
+            key = f"groups.{name}"
+            named += [(f"{key}.user", g.user, None), (f"{key}.group", None, g.group)]
+        for n, a in enumerate(self.listen):
+            named += [(f"listen[{n}].owner", a.owner, None), (f"listen[{n}].group", None, a.group)]
+        for key, user, group in named:
+            if user is None and group is None:
+                continue
+            try:
+                resolve_identity(user, group)
+            except IdentityError as exc:
+                problems.append(f"{key}: {exc}")
         return problems
 
     def root_problems(self) -> list[str]:
