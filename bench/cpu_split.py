@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -74,14 +73,8 @@ def measure(
 ) -> Split:
     """Start the server, warm it, split one wrk run's CPU 0 time, stop it."""
     port = run.free_port()
-    launch = server.launch(workload, port, tmp)
     log = tmp / f"{server.name}.log"
-    with open(log, "wb") as handle:
-        proc = procs.start(
-            ["taskset", "-c", str(run.SERVER_CPU), *launch.argv], launch.stop_signal,
-            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(run.BENCH_DIR),
-        )
+    proc, launch = run.start_server(procs, server, workload, port, log)
     try:
         run.wait_ready(proc, port, workload.path, log, launch.ready_line)
         run.run_wrk(run.wrk_argv(workload, port, WARMUP), timeout=WARMUP + 60)

@@ -64,13 +64,8 @@ def start_hello(
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the server as run.py does for `hello` (1 x 1), pinned; returns (process, port)."""
     port = run.free_port()
-    launch = server.launch(run.WORKLOADS_BY_NAME["hello"], port, tmp)
-    with open(tmp / f"{server.name}.log", "wb") as log:
-        proc = procs.start(
-            ["taskset", "-c", str(run.SERVER_CPU), *launch.argv], launch.stop_signal,
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(run.BENCH_DIR),
-        )
+    hello = run.WORKLOADS_BY_NAME["hello"]
+    proc, _launch = run.start_server(procs, server, hello, port, tmp / f"{server.name}.log")
     return proc, port
 
 

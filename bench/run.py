@@ -770,14 +770,12 @@ def run_wrk(argv: list[str], timeout: float) -> dict[str, object]:
                        f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
 
 
-def measure(
-    procs: Processes, opts: Options, server: Server, workload: Workload, rnd: int, tmp: Path
-) -> RunResult:
-    """Start the server, warm it up, measure one wrk run, stop it."""
-    port = free_port()
-    launch = server.launch(workload, port, tmp)
-    result = RunResult(server.name, workload.name, rnd, launch.config)
-    log = tmp / f"{server.name}-{rnd}.log"
+def start_server(
+    procs: Processes, server: Server, workload: Workload, port: int, log: Path
+) -> tuple[subprocess.Popen[bytes], Launch]:
+    """Start server for workload on port, pinned to the server CPU, its output into log; every
+    bench script starts servers here, so that they all measure the same thing."""
+    launch = server.launch(workload, port, log.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")]))
     with open(log, "wb") as log_handle:
@@ -786,6 +784,17 @@ def measure(
             stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             cwd=str(BENCH_DIR),
         )
+    return proc, launch
+
+
+def measure(
+    procs: Processes, opts: Options, server: Server, workload: Workload, rnd: int, tmp: Path
+) -> RunResult:
+    """Start the server, warm it up, measure one wrk run, stop it."""
+    port = free_port()
+    log = tmp / f"{server.name}-{rnd}.log"
+    proc, launch = start_server(procs, server, workload, port, log)
+    result = RunResult(server.name, workload.name, rnd, launch.config)
     try:
         ready_path = "/" if workload.partitioned else workload.path
         wait_ready(proc, port, ready_path, log, launch.ready_line)
