@@ -1,4 +1,4 @@
-"""The ``groupserver`` command: serve, check and route."""
+"""The ``groupserver`` command line: serve, check, route, status, advise and ctl."""
 
 from __future__ import annotations
 
@@ -29,38 +29,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = argparse.ArgumentParser(prog="groupserver", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="groupserver",
+        description="A WSGI server that routes URLs to daemon groups, each its own prefork pool.",
+    )
     parser.add_argument("--version", action="version", version=f"groupserver {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve the site described by a YAML file")
-    serve.add_argument("config", help="the site's YAML file")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        sub.add_argument("config", help="the site's YAML file")
+        return sub
 
-    check = commands.add_parser("check", help="validate a YAML file and print groups and routes")
-    check.add_argument("config")
+    command("serve", "serve the site described by a YAML file")
+    command("check", "validate a YAML file and print groups and routes")
 
-    route = commands.add_parser("route", help="print the route and group that would serve a URL")
-    route.add_argument("config")
+    route = command("route", "print the route and group that would serve a URL")
     route.add_argument("url", help="a path with optional query ('/admin/users?x=1') or a URL")
     route.add_argument("--host", default=None, help="the Host header (a whole URL's host wins)")
-    route.add_argument("--method", default="GET")
+    route.add_argument("--method", default="GET", help="the request method (default GET)")
 
-    status = commands.add_parser("status", help="live per-group stats of a running site")
-    status.add_argument("config")
+    status = command("status", "live per-group stats of a running site")
     status.add_argument("--once", action="store_true", help="print once and exit")
     status.add_argument("--json", action="store_true", help="the whole stats document as JSON")
     status.add_argument("--workers", action="store_true", help="a row per worker too")
-    status.add_argument("--interval", type=float, default=1.0)
+    status.add_argument(
+        "--interval", type=_positive_seconds, default=1.0, help="seconds between updates (1)"
+    )
 
-    advise = commands.add_parser("advise", help="suggest processes x threads per group")
-    advise.add_argument("config")
-    advise.add_argument("--json", action="store_true")
+    advise = command("advise", "suggest processes x threads per group")
+    advise.add_argument("--json", action="store_true", help="the advice as JSON")
 
-    ctl = commands.add_parser("ctl", help="control a running site")
-    ctl.add_argument("config")
-    ctl.add_argument("action", choices=["reload", "stop", "scale", "recycle"])
-    ctl.add_argument("group", nargs="?")
-    ctl.add_argument("processes", nargs="?", type=int)
+    ctl = command("ctl", "control a running site")
+    ctl.add_argument(
+        "action",
+        choices=["reload", "stop", "scale", "recycle"],
+        help="reload (like HUP), stop (like TERM), scale GROUP PROCESSES, recycle GROUP",
+    )
+    ctl.add_argument("group", nargs="?", help="the group to scale or recycle")
+    ctl.add_argument("processes", nargs="?", type=int, help="the group's new number of workers")
 
     args = parser.parse_args(argv)
     try:
@@ -77,6 +84,16 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command in ("status", "advise", "ctl"):
         return _client(config, args)
     return _serve(config)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+    return seconds
 
 
 def _client(config: SiteConfig, args: argparse.Namespace) -> int:

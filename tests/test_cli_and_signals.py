@@ -94,6 +94,20 @@ def test_serve_takes_port_and_pool_size_from_the_environment(make_server, monkey
     assert "listen[0]: environment variable GS_TEST_PORT is not set" in refused.stderr
 
 
+def test_every_argument_has_help_and_status_refuses_an_interval_that_is_not_positive():
+    config = str(ROOT / "configs" / "single.yaml")
+    for command in ("serve", "check", "route", "status", "advise", "ctl"):
+        text = _run(command, "--help").stdout
+        assert "the site's YAML file" in text, command
+    ctl = _run("ctl", "--help").stdout
+    assert "the group to scale or recycle" in ctl
+    for interval in ("0", "-1", "soon"):  # -1 ended in time.sleep's ValueError, 0 in a busy loop
+        result = _run("status", config, "--interval", interval)
+        assert result.returncode == 2, result
+        assert "argument --interval:" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_route_prints_the_group_for_a_url():
     config = str(ROOT / "configs" / "partitioned.yaml")
     result = _run("route", config, "/admin/users?x=1")
