@@ -31,11 +31,23 @@ def test_check_prints_groups_and_routes():
     result = _run("check", str(ROOT / "configs" / "partitioned.yaml"))
     assert result.returncode == 0, result.stderr
     assert "volume: 3 processes x 5 threads" in result.stdout
-    assert "admin: 1 processes x 3 threads" in result.stdout
+    assert "admin: 1 process x 3 threads" in result.stdout
     assert "prefix /admin -> admin" in result.stdout
     assert "accept: a front process routes every new connection" in result.stdout
     single = _run("check", str(ROOT / "configs" / "single.yaml"))
     assert "accept: group main's workers (no front process)" in single.stdout
+
+
+def test_check_describes_an_adaptive_pool(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "groups: {main: {app: x:y, threads: 4, processes: {min: 1, max: 3, idle_timeout: 60}}}\n"
+    )
+    result = _run("check", str(site))
+    assert result.returncode == 0, result.stderr
+    # it printed the model's repr: "min=1 max=3 idle_timeout=60.0 grow_after=1.0 processes"
+    adaptive = "1-3 processes (adaptive: +1 after 1s of backlog, -1 after 60s idle)"
+    assert f"main: {adaptive} x 4 threads," in result.stdout
 
 
 def test_check_names_the_key_and_reason_of_a_bad_config(tmp_path):

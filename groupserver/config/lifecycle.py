@@ -32,6 +32,13 @@ class ProcessRange(BaseModel):
         1.0, gt=0, description="seconds of backlog or full threads before one worker is added"
     )
 
+    def describe(self) -> str:
+        """'1-4 processes (adaptive: +1 after 1s of backlog, -1 after 30s idle)'."""
+        return (
+            f"{self.min}-{self.max} processes (adaptive: +1 after {self.grow_after:g}s of "
+            f"backlog, -1 after {self.idle_timeout:g}s idle)"
+        )
+
     @model_validator(mode="after")
     def _ordered(self) -> ProcessRange:
         if self.max < self.min:
