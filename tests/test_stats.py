@@ -298,6 +298,7 @@ def _group_stats(threads: int, limit: int, queue_p90: float) -> dict:
         "threads_per_process": threads,
         "workers": [dict(worker, concurrency=limit), dict(worker, concurrency=limit)],
         "concurrency": {"peak": 2, "mean": 1.0},
+        "requests_total": 5000,
         "latency_seconds": {"queue": {"p90": queue_p90}},
         "capacity_utilisation": 0.9,
         "backlog_max": 0,
@@ -315,6 +316,26 @@ def test_advise_adds_processes_not_threads_when_the_concurrency_limit_holds_requ
     assert blocking["suggest"] == {"processes": 2, "threads": 12}
     assert "threads are cheap here" in blocking["text"]
     assert "idle connections were closed" not in blocking["text"]
+
+
+def test_advise_keeps_a_group_that_served_too_few_requests_to_judge_and_says_why():
+    # A one-thread group that served 3 requests one at a time was told to "add capacity".
+    one_thread = _group_stats(threads=1, limit=1, queue_p90=0.002) | {
+        "workers": [
+            {"state": "ready", "involuntary_ctx_per_s": 1.0, "uss_bytes": 1, "concurrency": 1}
+        ],
+        "concurrency": {"peak": 1, "mean": 0.0},
+    }
+    few = advise_group(one_thread | {"requests_total": 3})
+    assert few["suggest"] == {"processes": 1, "threads": 1}
+    assert few["facts"]["requests"] == 3
+    assert "in only 3 requests: too few to judge (it takes 100)" in few["text"]
+    # With enough requests the headroom rule speaks, and says that nothing waited.
+    many = advise_group(one_thread | {"requests_total": 500})
+    assert many["suggest"] == {"processes": 1, "threads": 2}
+    assert (
+        "nothing waited, but the peak left less than a third of the threads spare" in many["text"]
+    )
 
 
 def test_advise_mentions_idle_connections_closed_at_the_connection_cap():

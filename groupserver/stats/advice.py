@@ -1,6 +1,7 @@
 """`groupserver advise`: a processes x threads suggestion per group, from the collected stats.
 
 Rules of thumb, each stated in the advice so the operator can judge it:
+- A group that served fewer than 100 requests has shown too little to judge: keep what it has.
 - Capacity should cover the observed peak concurrency with headroom (x1.5).
 - Requests that waited (backlog or queue time) mean too little capacity.
 - A high involuntary context-switch rate, or many threads per process, means threads fight over
@@ -18,6 +19,7 @@ _HEADROOM = 1.5
 _GIL_SWITCHES = 500.0  # involuntary context switches per second per worker that signal contention
 _MAX_THREADS = 8
 _QUEUE_P90 = 0.010
+_MIN_REQUESTS = 100
 
 
 def advise_group(g: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +34,9 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
     switches = max((w["involuntary_ctx_per_s"] for w in workers), default=0.0)
     uss = [w["uss_bytes"] for w in workers if w["uss_bytes"]]
     limit = min((w["concurrency"] for w in workers), default=threads)
+    served = g["requests_total"]
     facts = {
+        "requests": served,
         "processes": processes,
         "threads": threads,
         "peak_concurrency": peak,
@@ -51,7 +55,13 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
         need = max(need, capacity + max(1, capacity // 2))
     limited = limit < threads
     contended = switches > _GIL_SWITCHES or threads > _MAX_THREADS or limited
-    if need > capacity:
+    if served < _MIN_REQUESTS:
+        new_processes, new_threads = processes, threads
+        reason = (
+            f"peak {peak} of {capacity} threads busy in only {served} requests: too few to "
+            f"judge (it takes {_MIN_REQUESTS})"
+        )
+    elif need > capacity:
         if contended:
             new_threads = min(threads, _MAX_THREADS)
             new_processes = math.ceil(need / new_threads)
@@ -62,10 +72,16 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
         else:
             new_processes, new_threads = processes, math.ceil(need / processes)
             why = "threads are cheap here"
-        reason = (
-            f"peak {peak} of {capacity} threads busy, backlog max {g['backlog_max']}, "
-            f"queue p90 {queue_p90 * 1000:.1f} ms: add capacity; {why}"
-        )
+        if starved:
+            reason = (
+                f"peak {peak} of {capacity} threads busy, backlog max {g['backlog_max']}, "
+                f"queue p90 {queue_p90 * 1000:.1f} ms: add capacity; {why}"
+            )
+        else:
+            reason = (
+                f"peak {peak} of {capacity} threads busy: nothing waited, but the peak left "
+                f"less than a third of the threads spare; add capacity; {why}"
+            )
     elif need < capacity / 2:
         new_processes = min(processes, max(1, math.ceil(need / threads)))
         new_threads = max(1, math.ceil(need / new_processes))
