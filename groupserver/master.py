@@ -71,6 +71,7 @@ from groupserver.stats.service import SmallService, http_answer, line_answer
 from groupserver.supervision import (
     Child,
     GroupState,
+    RepeatedErrors,
     StartBackoff,
     describe_status,
 )
@@ -120,6 +121,7 @@ class Master:
         self.group_indices: dict[str, int] = {}
         self.front_totals = Slot()
         self.signals: list[int] = []
+        self.errors = RepeatedErrors(log)
         self.stopping: str | None = None  # "graceful" | "quick"
         self.stop_deadline = 0.0
         self.front_backoff = StartBackoff()
@@ -322,13 +324,18 @@ class Master:
                     return 0
             except Exception:
                 # The master is the site: a bug of ours in one round must not take every
-                # group down with it. Log it, pause (no busy loop of tracebacks), go on.
-                log.exception("master: unexpected error; carrying on")
+                # group down with it. Log it, pause (no busy loop), go on.
+                self.errors.log("its event loop")
                 time.sleep(1.0)
 
     def _loop_once(self) -> bool:
         """One round: supervise, wait for events, act on them; True once fully stopped."""
-        self._maintain()
+        try:
+            self._maintain()
+        except Exception:
+            # On its own, so that a bug that recurs in every round's supervision still leaves
+            # signals, control commands and reaping working: the site can be stopped or mended.
+            self.errors.log("supervision")
         timeout = 0.1 if self.stopping or self.reload_started else 0.25
         try:
             events = self.poller.poll(timeout)
@@ -605,7 +612,10 @@ class Master:
             self._maintain_stop(now)
             return
         for group in self.config.groups:
-            self._maintain_group(group, now)
+            try:
+                self._maintain_group(group, now)
+            except Exception:  # one group's trouble must not keep the others from their workers
+                self.errors.log(f"the supervision of group {group}")
         if self.config.accepting_group is None and self.front_backoff.due(now):
             fronts = [c for c in self._children("front") if c.generation == self.generation]
             for _ in range(self.config.front.processes - len(fronts)):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -99,3 +101,28 @@ def describe_status(status: int) -> str:
         except ValueError:
             return f"killed by signal {signum}"
     return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+class RepeatedErrors:
+    """Logs a bug of the master's loop with its traceback the first time, then once a minute with
+    how often it came back in between, so one that recurs every round does not flood the log."""
+
+    def __init__(self, logger: logging.Logger, every: float = 60.0) -> None:
+        self.logger = logger
+        self.every = every
+        self.seen: dict[str, tuple[float, int]] = {}  # error -> (logged at, times since)
+
+    def log(self, where: str) -> None:
+        """Call from an except block: log (or count) the exception being handled."""
+        exc = sys.exc_info()[1]
+        key = f"{where}: {type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        logged = self.seen.get(key)
+        if logged is not None and now - logged[0] < self.every:
+            self.seen[key] = (logged[0], logged[1] + 1)
+            return
+        if len(self.seen) >= 100:
+            self.seen.clear()
+        again = f" ({logged[1]} more times since it was last logged)" if logged else ""
+        self.logger.exception("master: unexpected error in %s; carrying on%s", where, again)
+        self.seen[key] = (now, 0)

@@ -260,6 +260,23 @@ def test_group_field_errors(group, message):
             "stats: {listen: nowhere}",
             "stats.listen: expected HOST:PORT, [IPV6]:PORT, :PORT or unix:/PATH (got 'nowhere')",
         ),
+        # passed, and then every worker's start failed in the master, for ever
+        (
+            "forwarded_allow_ips: ['10.0.0.0/8', garbage]",
+            "forwarded_allow_ips[1]: must be an address, a CIDR such as '10.0.0.0/8', or '*' "
+            "(got 'garbage')",
+        ),
+        (
+            "forwarded_allow_ips: 10.0.0.0/33",
+            "forwarded_allow_ips[0]: must be an address, a CIDR such as '10.0.0.0/8', or '*' "
+            "(got '10.0.0.0/33')",
+        ),
+        # was masked to 0o237 without a word
+        (
+            "umask: 99999",
+            "umask: must be an octal permission mode between '0000' and '0777' (quote it) "
+            "(got 99999)",
+        ),
     ],
 )
 def test_top_level_field_errors(top, message):

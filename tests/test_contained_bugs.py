@@ -8,6 +8,7 @@ connection it held; a worker closed the connection without an answer and kept co
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,36 @@ def test_a_bug_while_routing_gives_500_and_the_front_and_worker_live_on(
 
     # every connection the worker took was closed and uncounted (none leaked a place)
     wait_for(settled, timeout=5)
+
+
+def test_a_bug_in_the_masters_supervision_of_one_group_leaves_the_site_working_and_stoppable(
+    make_server, monkeypatch
+):
+    # The master's plan for group `faulty` raises in every round (sitecustomize). That used to
+    # skip the rest of each round: no signal, control command or other group was ever handled,
+    # and TERM, INT and QUIT left the master running; only SIGKILL stopped it.
+    monkeypatch.setenv("PYTHONPATH", str(FAULTS))
+    server = make_server(
+        site_yaml(
+            {"main": {}, "faulty": {}},
+            routes="- {prefix: /faulty, group: faulty}",
+            extra="front: {accept: main}",
+        ),
+        wait_ready=False,  # "ready:" waits for every group
+    )
+
+    def answered() -> bool:
+        with RawClient(server) as client:
+            client.send(_get("/", close=True))
+            reply = client.read_reply()
+            return reply is not None and reply.status == 200
+
+    wait_for(answered, timeout=10)
+    status = server.cli("status", "--once")
+    assert status.returncode == 0, status.stderr
+    assert "main" in status.stdout
+    time.sleep(2.5)  # about ten rounds
+    log = server.log()
+    assert "master: unexpected error in the supervision of group faulty; carrying on" in log
+    assert log.count("RuntimeError: injected fault in GroupPlan.build") == 1, "once, not per round"
+    assert server.stop() == 0

@@ -199,6 +199,15 @@ def parse_listen(text: str) -> dict[str, Any]:
     return {"kind": "tcp", "host": host, "port": int(port)}
 
 
+def _proxy_entry(value: str) -> str:
+    if value != "*":
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise problem("must be an address, a CIDR such as '10.0.0.0/8', or '*'") from None
+    return value
+
+
 def _unix_mode(value: Any) -> Any:
     if isinstance(value, str):
         digits = value.strip().lower().removeprefix("0o")
@@ -680,12 +689,16 @@ class SiteConfig(BaseModel):
     memory_governor: GovernorConfig = Field(
         default_factory=GovernorConfig, description="host memory governor (see below)"
     )
-    forwarded_allow_ips: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+    forwarded_allow_ips: Annotated[
+        list[Annotated[str, AfterValidator(_proxy_entry)]], BeforeValidator(_one_or_many)
+    ] = Field(
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="peers (addresses or CIDRs, '*' for any) whose X-Forwarded-For, "
         "X-Forwarded-Proto and Forwarded headers set REMOTE_ADDR and wsgi.url_scheme",
     )
-    umask: Annotated[StrictInt | None, BeforeValidator(_unix_mode)] = Field(
+    umask: Annotated[
+        StrictInt | None, BeforeValidator(_unix_mode), AfterValidator(_check_unix_mode)
+    ] = Field(
         None, description="umask of every process, as an octal string such as '0022'"
     )
     graceful_timeout: StrictFloat = Field(
