@@ -31,11 +31,11 @@ class InFlight:
 
     thread_id: int
     started: float  # time.monotonic()
-    method: str
-    target: str
+    head: Any  # RequestHead
     conn: Any
     response: Any = None
     timed_out: bool = False
+    answered: int = 0  # the status the watchdog answered with (504), counted and logged by it
 
 
 @dataclass
@@ -109,7 +109,7 @@ class WorkerWatch:
             slot.current_start = 0.0
             return
         oldest = min(records, key=lambda r: r.started)
-        slot.url = oldest.target.encode("latin-1", "replace")[: URL_BYTES - 1]
+        slot.url = oldest.head.target.encode("latin-1", "replace")[: URL_BYTES - 1]
         slot.current_start = time.time() - (now - oldest.started)
 
     def _check_memory(self, now: float) -> None:
@@ -165,8 +165,8 @@ class WorkerWatch:
                 "recycling the worker. The request's thread is at:\n%s",
                 os.getpid(),
                 self.server.group,
-                record.method,
-                record.target,
+                record.head.method,
+                record.head.target,
                 now - record.started,
                 limit,
                 stack.rstrip(),
@@ -175,10 +175,12 @@ class WorkerWatch:
             if response is None or not response.head_sent:
                 if response is not None:
                     response.head_sent = True  # the app can no longer start its own response
+                record.answered = 504  # first: the request's thread may end any moment now
                 try:
                     record.conn.sock.sendall(error_response(504))
                 except OSError:
                     pass
+                self.server.account_answer(record.conn, record.head, 504, now - record.started)
             try:
                 record.conn.sock.shutdown(2)
             except OSError:

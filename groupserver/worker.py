@@ -43,7 +43,7 @@ from groupserver.config.limits import SiteLimits, effective_limits
 from groupserver.forwarded import TrustedProxies
 from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_DATA, ChannelFull, HandoffChannel, now_us
 from groupserver.http.parser import LIMIT_STATUSES, HttpError, Limits, parse_head
-from groupserver.http.response import error_response
+from groupserver.http.response import error_body_size, error_response
 from groupserver.identity import IdentityError, drop_privileges
 from groupserver.lifecycle import InFlight, LifecyclePolicy, WorkerWatch
 from groupserver.memory import memory_brought_in, thread_usage
@@ -57,7 +57,14 @@ from groupserver.scoreboard import (
     Scoreboard,
     bucket_index,
 )
-from groupserver.wsgi import Connection, FileWrapper, base_environ_for, run_app
+from groupserver.wsgi import (
+    Connection,
+    FileWrapper,
+    RequestOutcome,
+    base_environ_for,
+    client_address,
+    run_app,
+)
 
 log = logging.getLogger("groupserver.worker")
 
@@ -794,6 +801,7 @@ class WorkerServer:
                 conn.sock.sendall(error_response(503, extra_headers=(("Retry-After", "1"),)))
             except OSError:
                 pass
+            self.account_answer(conn, head, 503, 0.0)
             return False
         counts = not head.path.startswith(self.ignore_activity) if self.ignore_activity else True
         wall = time.time()
@@ -806,7 +814,7 @@ class WorkerServer:
         )
         ident = threading.get_ident()
         started = time.monotonic()
-        record = InFlight(ident, started, head.method, head.target, conn)
+        record = InFlight(ident, started, head, conn)
         self.inflight[ident] = record  # the main thread publishes the oldest one's URL and age
         busy = slot.busy + 1
         slot.busy = busy
@@ -830,11 +838,12 @@ class WorkerServer:
         queued_s = queued / 1_000_000
         slot.queue_seconds += queued_s
         slot.queue_hist[bucket_index(queued_s)] += 1
-        slot.status[min(outcome.status // 100, 5)] += 1
         if counts:
             slot.last_active = wall + elapsed
-        if self.access_log.enabled:
-            self.access_log.write(head, outcome, elapsed)
+        if not record.answered:  # else the watchdog answered the client, and counted that
+            slot.status[min(outcome.status // 100, 5)] += 1
+            if self.access_log.enabled:
+                self.access_log.write(head, outcome, elapsed)
         conn.queue_start_us = 0
         if self.max_requests and slot.requests >= self.max_requests and not self.retire_requested:
             log.info(
@@ -849,6 +858,16 @@ class WorkerServer:
         if record.timed_out:
             return False
         return outcome.keep_alive
+
+    def account_answer(self, conn: Connection, head: Any, status: int, seconds: float) -> None:
+        """Count, and write to the access log, an error response the worker answered a parsed
+        request with instead of the app (503 at queue_timeout, 504 at request_timeout)."""
+        self.slot.status[min(status // 100, 5)] += 1
+        if self.access_log.enabled:
+            outcome = RequestOutcome(
+                status, error_body_size(status), False, client_address(conn, head)
+            )
+            self.access_log.write(head, outcome, seconds)
 
     def _note_growth(self, path: str, growth: int) -> None:
         """Attribute RSS growth across a request to its path (bounded table)."""

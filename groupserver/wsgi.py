@@ -20,7 +20,7 @@ from typing import Any
 
 from groupserver.http.body import ChunkedDecoder
 from groupserver.http.parser import HttpError, RequestHead
-from groupserver.http.response import error_response
+from groupserver.http.response import error_body_size, error_response
 from groupserver.routing import RouteMatch
 
 log = logging.getLogger("groupserver.worker")
@@ -578,6 +578,7 @@ class Response:
                 return
             if self.chunked:
                 if data:
+                    self.sent += len(data)
                     self.conn.sock.sendall(b"%s%x\r\n%s\r\n" % (head, len(data), data))
                 else:
                     self.conn.sock.sendall(head)
@@ -587,6 +588,7 @@ class Response:
         if self.head_only or not data:
             return
         if self.chunked:
+            self.sent += len(data)
             self.conn.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
         else:
             self._send_framed(data, b"")
@@ -732,6 +734,20 @@ def build_environ(
     return env
 
 
+def client_address(conn: Connection, head: RequestHead) -> str:
+    """REMOTE_ADDR as build_environ would give the app (a trusted proxy's headers applied), for
+    a request the worker answers itself (not a per-request path: the env is built for it)."""
+    if conn.proxies is None:
+        return conn.base_environ["REMOTE_ADDR"]
+    env = conn.base_environ.copy()
+    for name, value in head.headers:
+        key = _environ_key(name)
+        if key in ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_FORWARDED"):
+            env[key] = env[key] + "," + value if key in env else value
+    conn.proxies.apply(env)
+    return env["REMOTE_ADDR"]
+
+
 def _environ_key(name: str) -> str:
     if "_" in name:
         # X_Forwarded_For and X-Forwarded-For would both become HTTP_X_FORWARDED_FOR: a client
@@ -768,7 +784,9 @@ def run_app(
                 conn.sock.sendall(error_response(exc.status))
             except OSError:
                 pass
-            return RequestOutcome(exc.status, 0, False, conn.base_environ["REMOTE_ADDR"])
+            return RequestOutcome(
+                exc.status, error_body_size(exc.status), False, client_address(conn, head)
+            )
     else:
         body = NO_BODY
     env = build_environ(conn, head, route, body, header_keys)
@@ -833,7 +851,7 @@ def _fail(
             conn.sock.sendall(error_response(status))
         except OSError:
             pass
-        return RequestOutcome(status, 0, False, remote)
+        return RequestOutcome(status, error_body_size(status), False, remote)
     return RequestOutcome(response.status_code, response.sent, False, remote)
 
 

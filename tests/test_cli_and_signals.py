@@ -177,6 +177,14 @@ def test_access_log_and_usr1_reopen(make_server, tmp_path):
             )
         )
         assert line.startswith("203.0.113.9 - - ["), line
+    # the bytes of the body as sent: chunked (5 x 6 bytes) and the worker's own 500 logged "-"
+    assert server.request("GET", "/stream")[0] == 200
+    stream = wait_for(
+        lambda: re.search(r'"GET /stream HTTP/1\.1" (\d+) (\S+)', log_path.read_text())
+    )
+    assert stream.groups() == ("200", "30")
+    error = re.search(r'"GET /error HTTP/1\.1" (\d+) (\S+)', log_path.read_text())
+    assert error is not None and error.groups() == ("500", str(len("Internal Server Error\n")))
     os.rename(log_path, tmp_path / "access.log.1")  # what logrotate does
     server.send_signal(signal.SIGUSR1)
     wait_for(lambda: log_path.exists())

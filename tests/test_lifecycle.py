@@ -114,9 +114,13 @@ def test_a_worker_that_served_nothing_is_not_restarted_for_inactivity(make_serve
     assert server.log().count("inactive for") == 1
 
 
-def test_request_timeout_answers_504_logs_the_stack_and_recycles_the_worker(make_server):
+def test_request_timeout_answers_504_logs_the_stack_and_recycles_the_worker(make_server, tmp_path):
+    access = tmp_path / "access.log"
     server = make_server(
-        site_yaml({"main": {"app": APP, "threads": 2, "request_timeout": 1, "graceful_timeout": 1}})
+        site_yaml(
+            {"main": {"app": APP, "threads": 2, "request_timeout": 1, "graceful_timeout": 1}},
+            extra=f"access_log: '{access}'",
+        )
     )
     first = server.get_json("/x")["pid"]
     started = time.monotonic()
@@ -125,6 +129,13 @@ def test_request_timeout_answers_504_logs_the_stack_and_recycles_the_worker(make
     assert time.monotonic() - started < 5
     log = server.wait_log("over request_timeout")
     assert "GET /sleep?s=20" in log and "lifecycle_app.py" in log and "time.sleep" in log
+    # The access log and the stats say what the client got, at once. They used to say nothing
+    # until the app returned (never, here: the worker is killed first), and then "200".
+    line = wait_for(
+        lambda: re.search(r'"GET /sleep\?s=20 HTTP/1\.1" (\d+) (\S+)', access.read_text())
+    )
+    assert line.groups() == ("504", str(len("Gateway Timeout\n")))
+    assert server.stats()["groups"]["main"]["responses"]["5xx"] == 1
     wait_for(lambda: first not in _pids(server), timeout=10)  # killed after graceful_timeout
     assert server.get_json("/after")["pid"] != first
 
@@ -153,12 +164,13 @@ def test_a_worker_stuck_holding_the_gil_is_killed_after_request_timeout(make_ser
 
 
 @pytest.mark.parametrize("accept", ["front", "main"])
-def test_queue_timeout_answers_503_with_retry_after(make_server, accept):
+def test_queue_timeout_answers_503_with_retry_after(make_server, accept, tmp_path):
     """Queued behind a slow request: in the group's channel (front) or the accept queue (main)."""
+    access = tmp_path / "access.log"
     server = make_server(
         site_yaml(
             {"main": {"app": APP, "threads": 1, "queue_timeout": 0.5}},
-            extra=f"front: {{accept: {accept}}}",
+            extra=f"front: {{accept: {accept}}}\naccess_log: '{access}'",
         )
     )
     results = []
@@ -179,6 +191,13 @@ def test_queue_timeout_answers_503_with_retry_after(make_server, accept):
     shed = [r for r in results if r[0] == 503]
     assert all(r[1].get("Retry-After") == "1" for r in shed)
     assert server.get_json("/fresh")["path"] == "/fresh"
+    # the 503s are in the access log and the stats, as every other answer (they were in neither)
+    lines = wait_for(lambda: access.read_text().count("\n") >= 4 and access.read_text())
+    body = len("Service Unavailable\n")
+    assert (
+        sorted(re.findall(r'"GET /w\d HTTP/1\.1" (\d+) (\S+)', lines)) == [("503", str(body))] * 2
+    )
+    assert server.stats()["groups"]["main"]["responses"]["5xx"] == 2
 
 
 def test_memory_soft_limit_recycles_after_the_request(make_server):

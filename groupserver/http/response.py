@@ -7,6 +7,7 @@ Public API:
     reason_phrase(code)         standard reason phrase ("Not Found"), "Unknown" if unregistered
     error_response(status, *, close=True, extra_headers=())
                                 a complete small text/plain HTTP/1.1 response with a generic body
+    error_body_size(status)     the body bytes of error_response(status)
 
 Used by the front (for requests it refuses) and by workers (for what WSGI apps return). Bodies are
 always the reason phrase: request bytes are never echoed back.
@@ -18,7 +19,7 @@ import re
 from collections.abc import Iterable
 from http import HTTPStatus
 
-__all__ = ["check_header", "check_status", "error_response", "reason_phrase"]
+__all__ = ["check_header", "check_status", "error_body_size", "error_response", "reason_phrase"]
 
 # WSGI strings are latin-1 "native strings": code points above 0xff cannot go on the wire.
 _STATUS = re.compile(r"[1-5][0-9]{2} [\t\x20-\x7e\x80-\xff]*")
@@ -56,6 +57,11 @@ def reason_phrase(code: int) -> str:
         return HTTPStatus(code).phrase
     except ValueError:
         return "Unknown"
+
+
+def error_body_size(status: int) -> int:
+    """The body bytes of error_response(status), for the access log."""
+    return len(reason_phrase(status)) + 1
 
 
 def error_response(
