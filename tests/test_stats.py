@@ -227,6 +227,21 @@ def test_memory_by_url_counts_a_transient_allocation_freed_before_the_response(m
     assert all(u["max_growth_bytes"] < 8 * 2**20 for u in urls[1:])
 
 
+def test_memory_by_url_still_names_what_a_recycled_worker_grew_on(make_server):
+    # The request that made a worker big is what an operator looks for after it was recycled.
+    server = make_server(
+        site_yaml(
+            {"main": {"app": "lifecycle_app:application", "max_requests": 2}},
+            extra="stats: {listen: '127.0.0.1:0'}",
+        )
+    )
+    first = server.get_json("/alloc?mb=30")["pid"]
+    server.request("GET", "/small")  # the second: the worker retires
+    wait_for(lambda: first not in {w["pid"] for w in server.stats()["groups"]["main"]["workers"]})
+    urls = server.stats()["groups"]["main"]["memory_by_url"]
+    assert urls[0]["path"] == "/alloc" and urls[0]["max_growth_bytes"] >= 25 * 2**20, urls
+
+
 def test_ctl_scale_recycle_reload_and_stop(make_server):
     server = make_server(TWO_GROUPS)
     pids = {p.pid for p in server.processes_titled("(wsgi:main)")}
