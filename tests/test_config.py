@@ -770,6 +770,10 @@ def test_docs_configuration_md_is_generated_from_models():
     text = render_markdown()
     for name in [*GroupConfig.model_fields, *RouteConfig.model_fields, "graceful_timeout"]:
         assert f"| `{name}` |" in text
+    # a listener's keys beside its address (kind, host, port and path are parsed from it)
+    listen = text.split("## listen", 1)[1].split("\n## ", 1)[0]
+    for name in set(ListenAddress.model_fields) - {"kind", "host", "port", "path"}:
+        assert f"| `{name}` |" in listen, name
     assert "source_path" not in text
     docs = ROOT / "docs" / "configuration.md"
     assert docs.read_text() == text, (

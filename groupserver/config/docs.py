@@ -194,9 +194,12 @@ def render_markdown() -> str:
         "| --- | --- | --- | --- |",
         _row("address", "string", "required", ListenAddress.ADDRESS_DESCRIPTION),
     ]
-    mode = ListenAddress.model_fields["mode"]
+    fields = ListenAddress.model_fields
+    for name in ("mode", "owner", "group", "proxy_protocol"):  # the rest is parsed from address
+        field = fields[name]
+        type_text = _type_text(field.annotation if not field.metadata else _rebuild(field))
+        out.append(_row(name, type_text, _default_text(field), field.description or ""))
     out += [
-        _row("mode", _type_text(_rebuild(mode)), _default_text(mode), mode.description or ""),
         "",
         "## groups.&lt;name&gt;",
         "",

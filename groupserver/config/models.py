@@ -228,7 +228,8 @@ class ListenAddress(BaseModel):
 
     Written as a string: `"127.0.0.1:8000"`, `"[::1]:8000"` (IPv6 in brackets), `":8000"` (all IPv4
     interfaces, 0.0.0.0) or `"unix:/run/site.sock"`; or as a mapping `{address: ..., mode: "0660"}`
-    to set a unix socket's permissions. A single address may be given instead of a list. A
+    to set a unix socket's permissions (`mode`, `owner`, `group`) or, for any socket,
+    `proxy_protocol`. A single address may be given instead of a list. A
     relative unix socket path is relative to the YAML file's directory, as log files are.
 
     A unix socket file left by a site that was killed is replaced. One that another process still
