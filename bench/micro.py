@@ -39,7 +39,7 @@ from pathlib import Path
 import hello_app  # bench/, next to this script: the app every workload serves
 
 try:
-    import httptools  # the parser DESIGN.md names; setup.sh installs it in the bench venv
+    import httptools  # the parser the design notes named; setup.sh installs it in the bench venv
 except ImportError:
     httptools = None
 
@@ -153,7 +153,7 @@ class _HeadCollector:
 
 
 def httptools_head(data: bytearray) -> tuple[RequestHead, int] | None:
-    """What parse_head returns, built on httptools: a yardstick for DESIGN.md's parser choice.
+    """What parse_head returns, built on httptools: a yardstick for the parser choice.
 
     A lower bound of what an httptools-based parse_head would cost: llhttp parses and checks
     the syntax; this adds only the checks it leaves to the caller that these two heads reach
