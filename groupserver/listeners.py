@@ -58,7 +58,7 @@ def _unix_listener(address: ListenAddress, backlog: int) -> socket.socket:
     path = address.path
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
-            if _listened_on(path):
+            if listened_on(path):
                 # Taking it over would steal the other process's traffic, and its exit would
                 # remove our socket file.
                 raise SocketInUse(
@@ -98,7 +98,7 @@ def describe(sock: socket.socket) -> str:
     return f"{name[0]}:{name[1]}"
 
 
-def _listened_on(path: str) -> bool:
+def listened_on(path: str) -> bool:
     """Whether a process accepts connections on this socket path (refused: a stale file)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)

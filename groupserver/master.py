@@ -48,6 +48,7 @@ from groupserver.listeners import (
     create_listener,
     create_unix_listener,
     describe,
+    listened_on,
     parse_address,
     remove_unix_paths,
     tcp_accept_queue,
@@ -154,6 +155,9 @@ class Master:
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         if self.config.umask is not None:
             os.umask(self.config.umask)
+        self.control_path = control_socket_path(self.config)
+        if listened_on(self.control_path):  # first: it says why the ports are taken
+            raise self._running_already()
         self.listeners = inherited_sockets()
         self.listeners_inherited = bool(self.listeners)
         if self.listeners:
@@ -197,19 +201,17 @@ class Master:
         stats_listen = self.config.stats.listen
         if stats_listen:
             address = parse_address(stats_listen)
-            sock = create_listener(address, 64)
+            try:
+                sock = create_listener(address, 64)
+            except ListenError as exc:
+                raise type(exc)(f"stats.listen: {exc}") from None
             self.services.append(SmallService(sock, self.poller, http_answer(self._stats_route)))
             log.info("stats on %s", describe(sock))
         self.control_path = control_socket_path(self.config)
         try:
             sock = create_unix_listener(self.control_path, 0o600, 16)
         except SocketInUse:
-            # The same site runs already: a second master would take its control socket (and
-            # remove the file on exit), leaving the first one out of reach of ctl and status.
-            raise SocketInUse(
-                f"site {self.config.site} is running already: its control socket "
-                f"{self.control_path} answers"
-            ) from None
+            raise self._running_already() from None
         except ListenError as exc:
             log.warning(
                 "no control socket: %s (status, advise and ctl need one: set control_socket to "
@@ -220,6 +222,14 @@ class Master:
             commands = ControlCommands(self)
             self.services.append(SmallService(sock, self.poller, line_answer(commands.handle)))
         self._configure_governor()
+
+    def _running_already(self) -> SocketInUse:
+        # The same site runs already: a second master would take its control socket (and
+        # remove the file on exit), leaving the first one out of reach of ctl and status.
+        return SocketInUse(
+            f"site {self.config.site} is running already: its control socket "
+            f"{self.control_path} answers"
+        )
 
     def _configure_governor(self) -> None:
         gov = self.config.memory_governor

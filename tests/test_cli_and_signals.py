@@ -379,6 +379,30 @@ def test_serving_a_running_site_again_is_refused_and_leaves_the_first_in_reach(m
     assert f"site testsite is running already: its control socket {control} answers" in out
     assert server.stats()["groups"]["main"]["workers"], "the first site's ctl still answers"
     assert server.request("GET", "/still")[0] == 200
+    # The same file again, port and all, the commonest way to start a site twice: it said
+    # "cannot listen on 127.0.0.1:PORT: Address already in use".
+    same = site_yaml({"main": {}}).replace("127.0.0.1:0", f"127.0.0.1:{server.port}")
+    code, out = _serve_beside(server, same)
+    assert code == 1, out
+    assert f"site testsite is running already: its control socket {control} answers" in out
+    assert "Address already in use" not in out
+    assert server.request("GET", "/still")[0] == 200
+
+
+def test_a_stats_port_in_use_is_named_by_its_key(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        site = tmp_path / "site.yaml"
+        site.write_text(
+            site_yaml({"main": {}}, extra=f"stats: {{listen: '127.0.0.1:{port}'}}"), "utf-8"
+        )
+        result = _run("serve", str(site), cwd=APPS)
+    assert result.returncode == 1, result
+    assert f"stats.listen: cannot listen on 127.0.0.1:{port}: Address already in use" in (
+        result.stderr
+    )
 
 
 def test_a_unix_socket_another_process_listens_on_is_not_taken_over(make_server, tmp_path):
