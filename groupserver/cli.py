@@ -226,20 +226,37 @@ def _count(n: int, noun: str) -> str:
 
 
 def _route(config: SiteConfig, url: str, host: str | None, method: str) -> int:
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import quote, urlsplit
 
-    target = url
+    from groupserver.http.parser import HttpError, parse_head
+
     if "://" in url:  # a whole URL, as a proxy sends it (absolute form): its host and path
         try:
-            parts = urlsplit(url)
-            hostname = parts.hostname
+            urlsplit(url).hostname  # noqa: B018 (it parses the authority)
         except ValueError as exc:  # "http://[::1/x": an IPv6 address without its "]"
             print(f"groupserver route: {url}: not a URL: {exc}", file=sys.stderr)
             return 2
-        host = hostname or host  # RFC 9112 3.2.2: it replaces the Host header (--host)
-        target = parts.path or "/"
-    path = unquote(target.split("?", 1)[0].split("#", 1)[0], encoding="latin-1")
-    match = Router(config.routes, config.default_group).route_for(path, host, method.upper())
+    # The request a client would send for it, parsed as the server parses it: the server's
+    # own checks decide, so what it would refuse with a 400 is not named a group here.
+    target = url.split("#", 1)[0]
+    if not target.isascii():
+        target = quote(target, safe="".join(chr(c) for c in range(33, 127)))
+    request = f"{method.upper()} {target} HTTP/1.1\r\nHost: {host or 'localhost'}\r\n\r\n"
+    try:
+        parsed = parse_head(request.encode("latin-1"))
+    except HttpError as exc:
+        print(f"{url}: refused with {exc.status} ({exc.reason})")
+        return 1
+    except UnicodeEncodeError:
+        print(f"groupserver route: --host {host!r}: not a host name", file=sys.stderr)
+        return 2
+    assert parsed is not None  # the request is whole
+    head = parsed[0]
+    # RFC 9112 3.2.2: a whole URL's host replaces the Host header (--host)
+    routed_host = head.host if host is not None or head.target[0] != "/" else None
+    match = Router(config.routes, config.default_group).route_for(
+        head.path, routed_host, head.method
+    )
     if match is None:
         print(f"{url}: no route and no default_group: 404")
         return 1

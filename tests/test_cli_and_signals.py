@@ -133,6 +133,16 @@ def test_route_prints_the_group_for_a_url():
     broken = _run("route", config, "http://[::1/admin")  # was a ValueError traceback
     assert broken.returncode == 2
     assert broken.stderr == "groupserver route: http://[::1/admin: not a URL: Invalid IPv6 URL\n"
+    # what the server refuses with a 400 is not named a group (each was "group ...", exit 0)
+    for url, reason in [
+        ("/admin/%zz", "invalid percent-encoding in path"),
+        ("admin", "invalid request target"),
+        ("/a b", "invalid request line"),
+    ]:
+        refused = _run("route", config, url)
+        assert refused.returncode == 1
+        assert refused.stdout == f"{url}: refused with 400 ({reason})\n"
+    assert "group admin" in _run("route", config, "/admin#part").stdout  # never sent
 
 
 def test_ttin_and_ttou_change_the_default_group(make_server):
