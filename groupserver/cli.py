@@ -78,12 +78,12 @@ def _main(argv: Sequence[str] | None) -> int:
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.command == "check":
-        return _check(config)
+        return _check(config, args.config)
     if args.command == "route":
         return _route(config, args.url, args.host, args.method)
     if args.command in ("status", "advise", "ctl"):
         return _client(config, args)
-    return _serve(config)
+    return _serve(config, args.config)
 
 
 def _positive_seconds(text: str) -> float:
@@ -170,8 +170,8 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
         return 0
 
 
-def _serve(config: SiteConfig) -> int:
-    if _print_problems(config, config.host_problems() + config.root_problems()):
+def _serve(config: SiteConfig, name: str) -> int:
+    if _print_problems(name, config.host_problems() + config.root_problems()):
         return 2
     setup_error_log(config.error_log, config.log_level)
     from groupserver.master import Master
@@ -183,18 +183,19 @@ def _serve(config: SiteConfig) -> int:
         return 1
 
 
-def _print_problems(config: SiteConfig, problems: list[str], prefix: str = "") -> bool:
-    """Print each "key: reason" after the file's name; whether there were any."""
+def _print_problems(name: str, problems: list[str], prefix: str = "") -> bool:
+    """Print each "key: reason" after the file's name as given, as the config's own errors
+    are; whether there were any."""
     for problem in problems:
-        print(f"{prefix}{config.source_path or 'site.yaml'}: {problem}", file=sys.stderr)
+        print(f"{prefix}{name}: {problem}", file=sys.stderr)
     return bool(problems)
 
 
-def _check(config: SiteConfig) -> int:
-    if _print_problems(config, config.host_problems()):
+def _check(config: SiteConfig, name: str) -> int:
+    if _print_problems(name, config.host_problems()):
         return 2
     # Checking is often done unprivileged, for a site that runs as root.
-    _print_problems(config, config.root_problems(), "warning: ")
+    _print_problems(name, config.root_problems(), "warning: ")
     print(f"site {config.site}: OK")
     print("listen: " + ", ".join(a.display() for a in config.listen))
     accepting = config.accepting_group

@@ -177,7 +177,10 @@ def test_unix_socket_mode_is_octal(mode, expected):
             "listen[0].mode: must be an octal permission mode between '0000' and '0777' "
             "(quote it) (got 660)",
         ),
-        ("{address: 'unix:/s', owners: x}", "listen[0].owners: unknown key"),
+        (
+            "{address: 'unix:/s', owners: x}",
+            "listen[0].owners: unknown key (did you mean 'owner'?)",  # had no suggestion
+        ),
         ("[]", "listen: must not be empty (got [])"),
         ("[':80', '0.0.0.0:80']", "listen[1]: duplicate of listen[0] (got '0.0.0.0:80')"),
     ],

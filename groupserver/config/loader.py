@@ -218,7 +218,7 @@ def _known_keys(parent: tuple[Any, ...]) -> list[str]:
     if len(parent) == 2 and parent[0] == "routes":
         return list(RouteConfig.model_fields)
     if len(parent) == 2 and parent[0] == "listen":
-        return ["address", "mode"]
+        return ["address", "mode", "owner", "group", "proxy_protocol"]
     return []
 
 
