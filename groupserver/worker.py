@@ -801,7 +801,7 @@ class WorkerServer:
                 conn.sock.sendall(error_response(503, extra_headers=(("Retry-After", "1"),)))
             except OSError:
                 pass
-            self.account_answer(conn, head, 503, 0.0)
+            self.account_answer(conn, head, 503, queued / 1_000_000)  # its time: the wait
             return False
         counts = not head.path.startswith(self.ignore_activity) if self.ignore_activity else True
         wall = time.time()
