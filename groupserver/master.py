@@ -207,7 +207,6 @@ class Master:
                 raise type(exc)(f"stats.listen: {exc}") from None
             self.services.append(SmallService(sock, self.poller, http_answer(self._stats_route)))
             log.info("stats on %s", describe(sock))
-        self.control_path = control_socket_path(self.config)
         try:
             sock = create_unix_listener(self.control_path, 0o600, 16)
         except SocketInUse:
