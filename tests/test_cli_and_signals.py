@@ -466,7 +466,6 @@ def test_a_user_or_group_this_host_lacks_is_refused_by_check_serve_and_reload(ma
     assert server.get_json("/still")["group"] == "main"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="runs as a user other than root")
 def test_what_the_host_lacks_is_reported_after_the_file_name_as_given(tmp_path):
     (tmp_path / "site.yaml").write_text("groups: {main: {app: x:y, user: no-such-user-gs}}\n")
     result = _run("check", "site.yaml", cwd=tmp_path)  # the name as typed, as a syntax error's
@@ -474,6 +473,7 @@ def test_what_the_host_lacks_is_reported_after_the_file_name_as_given(tmp_path):
     assert result.stderr == "site.yaml: groups.main.user: no such user 'no-such-user-gs'\n"
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="runs as a user other than root")
 def test_serve_refuses_a_user_switch_it_cannot_make_and_check_warns(make_server):
     server = make_server(site_yaml({"main": {"user": "root"}}), start=False)
     checked = server.cli("check")
