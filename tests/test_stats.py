@@ -353,6 +353,24 @@ def test_advise_keeps_a_group_that_served_too_few_requests_to_judge_and_says_why
     )
 
 
+def test_advise_judges_an_adaptive_group_by_its_max_and_suggests_a_range():
+    # It counted the workers running at the time and suggested a fixed "processes: 1".
+    few_busy = _group_stats(threads=4, limit=4, queue_p90=0.0) | {
+        "processes": {"min": 1, "max": 8},
+        "concurrency": {"peak": 3, "mean": 1.0},
+    }
+    advice = advise_group(few_busy)
+    assert advice["suggest"] == {"processes": {"min": 1, "max": 2}, "threads": 3}
+    assert advice["text"] == (
+        "main: peak 3 of 32 threads (at its max of 8 workers) busy: most threads sit idle; "
+        "suggest processes: {min: 1, max: 2}, threads: 3"
+    )
+    assert advice["facts"]["processes"] == 2  # the workers running now
+    fixed = advise_group(few_busy | {"processes": {"min": 2, "max": 2}})
+    assert fixed["suggest"] == {"processes": 2, "threads": 4}
+    assert "peak 3 of 8 threads busy: capacity fits" in fixed["text"]
+
+
 def test_advise_mentions_idle_connections_closed_at_the_connection_cap():
     capped = advise_group(
         _group_stats(threads=2, limit=2, queue_p90=0.0) | {"idle_connections_closed": 40}

@@ -2,6 +2,8 @@
 
 Rules of thumb, each stated in the advice so the operator can judge it:
 - A group that served fewer than 100 requests has shown too little to judge: keep what it has.
+- An adaptive group (`processes: {min, max}`) is judged against its max, and the suggestion is
+  a range with the same min.
 - Capacity should cover the observed peak concurrency with headroom (x1.5).
 - Requests that waited (backlog or queue time) mean too little capacity.
 - A high involuntary context-switch rate, or many threads per process, means threads fight over
@@ -24,9 +26,14 @@ _MIN_REQUESTS = 100
 
 def advise_group(g: dict[str, Any]) -> dict[str, Any]:
     """Advice for one group of the stats document."""
-    processes = max(1, len([w for w in g["workers"] if w["state"] != "retiring"]))
+    running = max(1, len([w for w in g["workers"] if w["state"] != "retiring"]))
+    spec = g.get("processes") or {}
+    low, high = spec.get("min"), spec.get("max")
+    adaptive = low is not None and high is not None and low != high
+    processes = high if adaptive else running  # an adaptive group: what its range allows
     threads = g["threads_per_process"]
     capacity = processes * threads
+    room = f"{capacity} threads" + (f" (at its max of {high} workers)" if adaptive else "")
     peak = g["concurrency"]["peak"]
     mean = g["concurrency"]["mean"]
     queue_p90 = g["latency_seconds"]["queue"]["p90"] or 0.0
@@ -37,7 +44,7 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
     served = g["requests_total"]
     facts = {
         "requests": served,
-        "processes": processes,
+        "processes": running,
         "threads": threads,
         "peak_concurrency": peak,
         "mean_concurrency": mean,
@@ -58,7 +65,7 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
     if served < _MIN_REQUESTS:
         new_processes, new_threads = processes, threads
         reason = (
-            f"peak {peak} of {capacity} threads busy in only {served} requests: too few to "
+            f"peak {peak} of {room} busy in only {served} requests: too few to "
             f"judge (it takes {_MIN_REQUESTS})"
         )
     elif need > capacity:
@@ -74,22 +81,27 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
             why = "threads are cheap here"
         if starved:
             reason = (
-                f"peak {peak} of {capacity} threads busy, backlog max {g['backlog_max']}, "
+                f"peak {peak} of {room} busy, backlog max {g['backlog_max']}, "
                 f"queue p90 {queue_p90 * 1000:.1f} ms: add capacity; {why}"
             )
         else:
             reason = (
-                f"peak {peak} of {capacity} threads busy: nothing waited, but the peak left "
+                f"peak {peak} of {room} busy: nothing waited, but the peak left "
                 f"less than a third of the threads spare; add capacity; {why}"
             )
     elif need < capacity / 2:
         new_processes = min(processes, max(1, math.ceil(need / threads)))
         new_threads = max(1, math.ceil(need / new_processes))
-        reason = f"peak {peak} of {capacity} threads busy: most threads sit idle"
+        reason = f"peak {peak} of {room} busy: most threads sit idle"
     else:
         new_processes, new_threads = processes, threads
-        reason = f"peak {peak} of {capacity} threads busy: capacity fits"
-    suggestion = f"processes: {new_processes}, threads: {new_threads}"
+        reason = f"peak {peak} of {room} busy: capacity fits"
+    suggested: int | dict[str, int] = new_processes
+    if adaptive:
+        suggested = {"min": low, "max": max(low, new_processes)}
+        suggestion = f"processes: {{min: {low}, max: {suggested['max']}}}, threads: {new_threads}"
+    else:
+        suggestion = f"processes: {new_processes}, threads: {new_threads}"
     closed = facts["idle_connections_closed"]
     if closed:
         # Not about processes x threads: the connection cap. Clients whose idle keep-alive
@@ -101,7 +113,7 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
     return {
         "group": g["name"],
         "facts": facts,
-        "suggest": {"processes": new_processes, "threads": new_threads},
+        "suggest": {"processes": suggested, "threads": new_threads},
         "text": f"{g['name']}: {reason}; suggest {suggestion}",
     }
 
