@@ -91,8 +91,8 @@ def _positive_seconds(text: str) -> float:
         seconds = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+    if not 0 < seconds < 86400:  # nan and inf too: time.sleep refuses inf
+        raise argparse.ArgumentTypeError(f"must be > 0 and under a day (got {text})")
     return seconds
 
 

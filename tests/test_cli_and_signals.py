@@ -113,7 +113,8 @@ def test_every_argument_has_help_and_status_refuses_an_interval_that_is_not_posi
         assert "the site's YAML file" in text, command
     ctl = _run("ctl", "--help").stdout
     assert "the group to scale or recycle" in ctl
-    for interval in ("0", "-1", "soon"):  # -1 ended in time.sleep's ValueError, 0 in a busy loop
+    # -1 ended in time.sleep's ValueError (inf in its OverflowError), 0 in a busy loop
+    for interval in ("0", "-1", "soon", "inf", "nan"):
         result = _run("status", config, "--interval", interval)
         assert result.returncode == 2, result
         assert "argument --interval:" in result.stderr
