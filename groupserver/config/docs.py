@@ -129,8 +129,11 @@ def _row(name: str, type_text: str, default: str, description: str) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def _table(model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
-    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+def _table(
+    model: type[BaseModel], skip: tuple[str, ...] = (), first: tuple[str, ...] = ()
+) -> list[str]:
+    """The model's keys as a markdown table; `first`: rows that go before them."""
+    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |", *first]
     for name, field in model.model_fields.items():
         if name in skip or field.exclude:
             continue
@@ -190,16 +193,11 @@ def render_markdown() -> str:
         "",
         _doc(ListenAddress),
         "",
-        "| key | type | default | description |",
-        "| --- | --- | --- | --- |",
-        _row("address", "string", "required", ListenAddress.ADDRESS_DESCRIPTION),
-    ]
-    fields = ListenAddress.model_fields
-    for name in ("mode", "owner", "group", "proxy_protocol"):  # the rest is parsed from address
-        field = fields[name]
-        type_text = _type_text(field.annotation if not field.metadata else _rebuild(field))
-        out.append(_row(name, type_text, _default_text(field), field.description or ""))
-    out += [
+        *_table(
+            ListenAddress,
+            skip=ListenAddress.FROM_ADDRESS,
+            first=(_row("address", "string", "required", ListenAddress.ADDRESS_DESCRIPTION),),
+        ),
         "",
         "## groups.&lt;name&gt;",
         "",

@@ -22,6 +22,7 @@ from groupserver.config.models import (
     NO_VALUE,
     UNION_TAGS,
     GroupConfig,
+    ListenAddress,
     RouteConfig,
     SiteConfig,
     key_path,
@@ -218,7 +219,8 @@ def _known_keys(parent: tuple[Any, ...]) -> list[str]:
     if len(parent) == 2 and parent[0] == "routes":
         return list(RouteConfig.model_fields)
     if len(parent) == 2 and parent[0] == "listen":
-        return ["address", "mode", "owner", "group", "proxy_protocol"]
+        fields = ListenAddress.model_fields
+        return ["address", *(name for name in fields if name not in ListenAddress.FROM_ADDRESS)]
     return []
 
 

@@ -245,6 +245,7 @@ class ListenAddress(BaseModel):
     ADDRESS_DESCRIPTION: ClassVar[str] = (
         "where to listen: HOST:PORT, [IPV6]:PORT, :PORT (0.0.0.0) or unix:/PATH"
     )
+    FROM_ADDRESS: ClassVar[tuple[str, ...]] = ("kind", "host", "port", "path")  # not YAML keys
 
     kind: Literal["tcp", "unix"] = Field(description="socket family: tcp or unix")
     host: str = Field("", description="TCP host name or IP address (IPv6 without brackets)")
@@ -699,9 +700,7 @@ class SiteConfig(BaseModel):
     )
     umask: Annotated[
         StrictInt | None, BeforeValidator(_unix_mode), AfterValidator(_check_unix_mode)
-    ] = Field(
-        None, description="umask of every process, as an octal string such as '0022'"
-    )
+    ] = Field(None, description="umask of every process, as an octal string such as '0022'")
     graceful_timeout: StrictFloat = Field(
         30.0, ge=0, le=3600, description="seconds a TERM waits for in-flight requests"
     )
