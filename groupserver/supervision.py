@@ -115,7 +115,12 @@ class RepeatedErrors:
     def log(self, where: str) -> None:
         """Call from an except block: log (or count) the exception being handled."""
         exc = sys.exc_info()[1]
-        key = f"{where}: {type(exc).__name__}: {exc}"
+        tb = exc.__traceback__ if exc is not None else None
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        # By where it was raised, not by its text, which may name a pid or a time each round.
+        place = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+        key = f"{where}: {type(exc).__name__} at {place}"
         now = time.monotonic()
         logged = self.seen.get(key)
         if logged is not None and now - logged[0] < self.every:

@@ -98,3 +98,20 @@ def test_a_bug_in_the_masters_supervision_of_one_group_leaves_the_site_working_a
     assert "master: unexpected error in the supervision of group faulty; carrying on" in log
     assert log.count("RuntimeError: injected fault in GroupPlan.build") == 1, "once, not per round"
     assert server.stop() == 0
+
+
+def test_a_recurring_error_is_logged_once_even_when_its_text_changes(caplog):
+    import logging
+
+    from groupserver.supervision import RepeatedErrors
+
+    errors = RepeatedErrors(logging.getLogger("groupserver.test"), every=60.0)
+    for pid in range(5):  # the same bug, naming another pid each round
+        try:
+            raise KeyError(pid)
+        except KeyError:
+            errors.log("supervision")
+    assert len(caplog.records) == 1
+    assert caplog.records[0].getMessage() == (
+        "master: unexpected error in supervision; carrying on"
+    )
