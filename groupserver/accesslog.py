@@ -1,5 +1,5 @@
-"""The access log: Apache combined format plus the group and the request time in µs (workers);
-and the error log's set-up and reopening."""
+"""The access log: Apache combined format plus the group and the request time in µs (workers,
+and the front for the requests it refuses); and the error log's set-up and reopening."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import time
 from typing import Any, BinaryIO, TextIO
 
 from groupserver.http.parser import RequestHead
+from groupserver.http.response import error_body_size
 
 log = logging.getLogger("groupserver.accesslog")
 
 
+FRONT = "-"  # the group column of the lines the front writes (no group answered them)
 COMPLAINT_INTERVAL = 60.0  # seconds between two error lines while the access log cannot be written
 
 
@@ -70,8 +72,36 @@ class AccessLog:
         """Write one line for a served request."""
         if self.stream is None:
             return
+        request = f"{head.method} {head.target} {head.version}"
+        remote, status, sent = outcome.remote_addr, outcome.status, outcome.sent
+        self._write(remote, request, status, sent, head.headers, seconds)
+
+    def write_refused(
+        self, remote: str, request: RequestHead | bytes | bytearray, status: int, seconds: float
+    ) -> None:
+        """Write one line for a request the server answered with an error before any app saw it:
+        its head when it was parsed (a 404 for no route), else the bytes that came, of which the
+        request line shows as far as it came (a 400, 408, 414, 431 or 505)."""
+        if self.stream is None:
+            return
+        if isinstance(request, RequestHead):
+            line = f"{request.method} {request.target} {request.version}"
+            headers = request.headers
+        else:
+            line, headers = refused_request_line(request), []
+        self._write(remote, line, status, error_body_size(status), headers, seconds)
+
+    def _write(
+        self,
+        remote: str,
+        request: str,
+        status: int,
+        sent: int,
+        headers: list[tuple[str, str]],
+        seconds: float,
+    ) -> None:
         referer = user_agent = "-"
-        for name, value in head.headers:
+        for name, value in headers:
             lname = name.lower()
             if lname == "referer":
                 referer = value
@@ -79,10 +109,8 @@ class AccessLog:
                 user_agent = value
         stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
         line = (
-            f"{outcome.remote_addr or '-'} - - [{stamp}] "
-            f'"{head.method} {head.target} {head.version}" {outcome.status} '
-            f'{outcome.sent or "-"} "{_quote(referer)}" "{_quote(user_agent)}" '
-            f"{self.group} {int(seconds * 1_000_000)}\n"
+            f'{remote or "-"} - - [{stamp}] "{request}" {status} {sent or "-"} '
+            f'"{_quote(referer)}" "{_quote(user_agent)}" {self.group} {int(seconds * 1_000_000)}\n'
         )
         try:
             self.stream.write(line if self.target == "-" else line.encode())  # type: ignore[arg-type]
@@ -104,11 +132,28 @@ class AccessLog:
         self.next_complaint = now + COMPLAINT_INTERVAL
         reason = getattr(exc, "strerror", None) or exc
         log.error(
-            "access_log: cannot write to %s: %s; the worker keeps serving (lines lost so far: %d)",
+            "access_log: cannot write to %s: %s; %s keeps serving (lines lost so far: %d)",
             self.target,
             reason,
+            "the front" if self.group == FRONT else "the worker",
             self.dropped,
         )
+
+
+_REQUEST_LINE_SHOWN = 1000  # bytes of a refused request line the access log shows at most
+_PRINTABLE = frozenset(range(0x20, 0x7F)) - {ord('"'), ord("\\")}
+
+
+def refused_request_line(data: bytes | bytearray) -> str:
+    """The request line of a refused head as far as it came, safe to log: bytes other than
+    printable ASCII (and '"', '\\') as \\xNN, as Apache writes them, cut at 1,000 bytes
+    ("..." after it); "-" when no byte came."""
+    line = bytes(data[: _REQUEST_LINE_SHOWN + 1]).split(b"\n", 1)[0].removesuffix(b"\r")
+    if not line:
+        return "-"
+    cut = len(line) > _REQUEST_LINE_SHOWN
+    text = "".join(chr(b) if b in _PRINTABLE else f"\\x{b:02x}" for b in line[:_REQUEST_LINE_SHOWN])
+    return text + "..." if cut else text
 
 
 def _quote(text: str) -> str:

@@ -13,6 +13,13 @@ from typing import Any
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+_FORWARDING_KEYS = {
+    "x-forwarded-for": "HTTP_X_FORWARDED_FOR",
+    "x-forwarded-proto": "HTTP_X_FORWARDED_PROTO",
+    "forwarded": "HTTP_FORWARDED",
+}
+
+
 class TrustedProxies:
     """The peers whose forwarding headers are believed."""
 
@@ -49,6 +56,20 @@ class TrustedProxies:
             env["wsgi.url_scheme"] = proto
             if proto == "https":
                 env["HTTPS"] = "on"
+
+    def client_address(self, remote: str, headers: list[tuple[str, str]]) -> str:
+        """REMOTE_ADDR as the app would get it for a request with these headers from the peer
+        remote, for an answer given without building an environ (a refusal, a timeout)."""
+        if not self.trusts(remote):
+            return remote
+        env = {"REMOTE_ADDR": remote}
+        for name, value in headers:
+            # Folded as the environ folds them: names spelt with "_" are dropped, repeats joined.
+            key = "" if "_" in name else _FORWARDING_KEYS.get(name.lower(), "")
+            if key:
+                env[key] = env[key] + "," + value if key in env else value
+        self.apply(env)
+        return env["REMOTE_ADDR"]
 
     def _client_from_xff(self, value: str) -> str | None:
         # Walk from the nearest hop back: the first address we don't trust is the client.

@@ -22,10 +22,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from groupserver.accesslog import reopen_error_logs
+from groupserver.accesslog import FRONT, AccessLog, reopen_error_logs
 from groupserver.config import SiteConfig
+from groupserver.forwarded import TrustedProxies
 from groupserver.handoff import MAX_DATA, ChannelFull, HandoffChannel, now_us
-from groupserver.http.parser import LIMIT_STATUSES, HttpError, Limits, parse_head
+from groupserver.http.parser import LIMIT_STATUSES, HttpError, Limits, RequestHead, parse_head
 from groupserver.http.proxy_protocol import parse_proxy_header
 from groupserver.http.response import error_response
 from groupserver.proctitle import set_process_title
@@ -92,6 +93,8 @@ class FrontServer:
             for s, address in zip(listeners, site.listen, strict=False)
             if address.proxy_protocol
         }
+        self.access_log = AccessLog.open(site.access_log, FRONT)  # for the requests refused here
+        self.proxies = TrustedProxies(site.forwarded_allow_ips)
         self.accepting = False
         self.accept_paused_until = 0.0  # accept failed for want of descriptors or memory
         self.stopping = False
@@ -106,7 +109,7 @@ class FrontServer:
         signal.signal(signal.SIGQUIT, self._on_quit)
         for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_IGN)
-        signal.signal(signal.SIGUSR1, lambda *_: reopen_error_logs())
+        signal.signal(signal.SIGUSR1, self._on_reopen)
         for lsock in self.listeners:
             lsock.setblocking(False)
         self._start_accepting()
@@ -168,6 +171,10 @@ class FrontServer:
 
     def _on_quit(self, signum: int, frame: Any) -> None:
         os._exit(0)
+
+    def _on_reopen(self, signum: int, frame: Any) -> None:
+        reopen_error_logs()
+        self.access_log.reopen()
 
     def _pending_count(self) -> int:
         return len(self.heads) + sum(len(q) for q in self.queued.values())
@@ -265,7 +272,7 @@ class FrontServer:
             self._reject(pending, 500)
             return
         if route is None:
-            self._reject(pending, 404)
+            self._reject(pending, 404, head)
             return
         self._forget(pending)
         self._hand_off(pending, route.group)
@@ -291,7 +298,8 @@ class FrontServer:
         self._forget(pending)
         pending.sock.close()
 
-    def _reject(self, pending: _Pending, status: int) -> None:
+    def _reject(self, pending: _Pending, status: int, head: RequestHead | None = None) -> None:
+        """Answer pending with an error status and close it; head: its request, when parsed."""
         if status in LIMIT_STATUSES:
             self.slot.shed_limits += 1
         try:
@@ -299,6 +307,12 @@ class FrontServer:
         except OSError:
             pass
         self._drop(pending)
+        if self.access_log.enabled:
+            remote = pending.peer[0] if pending.peer else ""
+            if head is not None:
+                remote = self.proxies.client_address(remote, head.headers)
+            seconds = time.monotonic() - pending.started
+            self.access_log.write_refused(remote, head or pending.buf, status, seconds)
 
     def _hand_off(self, pending: _Pending, group: str) -> None:
         queue = self.queued[group]

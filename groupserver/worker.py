@@ -42,7 +42,7 @@ from groupserver.config import SiteConfig
 from groupserver.config.limits import SiteLimits, effective_limits
 from groupserver.forwarded import TrustedProxies
 from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_DATA, ChannelFull, HandoffChannel, now_us
-from groupserver.http.parser import LIMIT_STATUSES, HttpError, Limits, parse_head
+from groupserver.http.parser import LIMIT_STATUSES, HttpError, Limits, RequestHead, parse_head
 from groupserver.http.response import error_body_size, error_response
 from groupserver.identity import IdentityError, drop_privileges
 from groupserver.lifecycle import InFlight, LifecyclePolicy, WorkerWatch
@@ -750,7 +750,7 @@ class WorkerServer:
                 head, consumed = parsed
                 route = self.router.route_for(head.path, head.host, head.method)
                 if route is None:
-                    self._reject(conn, 404)
+                    self._reject(conn, 404, head)
                     return
                 if route.group != self.group:
                     self._pass_on(conn, route.group)
@@ -784,10 +784,8 @@ class WorkerServer:
         log.exception("worker %d: unexpected error serving a request", os.getpid())
         if not answering:
             self.slot.status[5] += 1
-            try:
-                conn.sock.sendall(error_response(500))
-            except OSError:
-                pass
+            self._reject(conn, 500)
+            return
         self._close(conn)
 
     def _handle(self, conn: Connection, head: Any, route: Any) -> bool:
@@ -997,13 +995,21 @@ class WorkerServer:
             else:
                 self.ep.register(fd, _EPOLLIN | select.EPOLLEXCLUSIVE)
 
-    def _reject(self, conn: Connection, status: int) -> None:
+    def _reject(self, conn: Connection, status: int, head: RequestHead | None = None) -> None:
+        """Answer conn with an error status before any app saw its request, and close it; head:
+        the request, when it was parsed (a 404 for no route)."""
         if status in LIMIT_STATUSES:
             self.slot.shed_limits += 1
         try:
             conn.sock.sendall(error_response(status))
         except OSError:
             pass
+        if self.access_log.enabled:
+            remote = conn.base_environ["REMOTE_ADDR"]
+            if head is not None and conn.proxies is not None:
+                remote = conn.proxies.client_address(remote, head.headers)
+            waited = now_us() - conn.queue_start_us if conn.queue_start_us else 0
+            self.access_log.write_refused(remote, head or conn.buf, status, max(0, waited) / 1e6)
         self._close(conn)
 
     def _pass_on(self, conn: Connection, group: str, flags: int = 0) -> None:

@@ -737,15 +737,10 @@ def build_environ(
 def client_address(conn: Connection, head: RequestHead) -> str:
     """REMOTE_ADDR as build_environ would give the app (a trusted proxy's headers applied), for
     a request the worker answers itself (not a per-request path: the env is built for it)."""
+    remote: str = conn.base_environ["REMOTE_ADDR"]
     if conn.proxies is None:
-        return conn.base_environ["REMOTE_ADDR"]
-    env = conn.base_environ.copy()
-    for name, value in head.headers:
-        key = _environ_key(name)
-        if key in ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_FORWARDED"):
-            env[key] = env[key] + "," + value if key in env else value
-    conn.proxies.apply(env)
-    return env["REMOTE_ADDR"]
+        return remote
+    return conn.proxies.client_address(remote, head.headers)
 
 
 def _environ_key(name: str) -> str:

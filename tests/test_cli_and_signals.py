@@ -16,6 +16,8 @@ import sys
 import pytest
 from conftest import APPS, ROOT, site_yaml, unix_get, wait_for
 
+from groupserver.http.response import error_body_size
+
 
 def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -201,6 +203,53 @@ def test_access_log_and_usr1_reopen(make_server, tmp_path):
     wait_for(lambda: log_path.exists())
     server.request("GET", "/after-rotate")
     wait_for(lambda: "/after-rotate" in log_path.read_text())
+
+
+def test_requests_refused_before_any_app_are_in_the_access_log(make_server, tmp_path):
+    """The front's refusals (no route, a malformed or oversized head) and a worker's, for the
+    next request on a keep-alive connection, used to be in no log at all, only counted."""
+    log_path = tmp_path / "access.log"
+    server = make_server(
+        site_yaml(
+            {"main": {}, "admin": {}},
+            routes="- {prefix: /admin, group: admin}\n- {prefix: /app, group: main}",
+            default_group=None,
+            extra=f"access_log: '{log_path}'\nlimits: {{max_request_line: 100}}",
+        )
+    )
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "User-Agent": "probe/1"}
+    assert server.request("GET", "/nowhere?q=1", headers=forwarded)[0] == 404
+    assert server.raw(b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert server.raw(b"GET /" + b"a" * 200 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 414 ")
+    assert server.raw(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 505 ")
+    # the next request of a keep-alive connection is parsed and routed by the worker
+    keep = b"GET /app/one HTTP/1.1\r\nHost: x\r\n\r\n"
+    reply = server.raw(keep + b"GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"HTTP/1.1 404 " in reply, reply
+    assert b"HTTP/1.1 400 " in server.raw(keep + b'BAD "line"\r\n\r\n')
+
+    def size(status: int) -> str:
+        return str(error_body_size(status))
+
+    lines = wait_for(lambda: len(log_path.read_text().splitlines()) >= 8 and log_path.read_text())
+    stamp = r"- - \[[^\]]+\]"
+    expected = [
+        rf'203\.0\.113\.7 {stamp} "GET /nowhere\?q=1 HTTP/1\.1" 404 {size(404)} '
+        r'"-" "probe/1" - \d+',
+        rf'127\.0\.0\.1 {stamp} "GET /a\\x01b HTTP/1\.1" 400 {size(400)} "-" "-" - \d+',
+        rf'127\.0\.0\.1 {stamp} "GET /a{{200}} HTTP/1\.1" 414 {size(414)} "-" "-" - \d+',
+        rf'127\.0\.0\.1 {stamp} "GET / HTTP/2\.0" 505 {size(505)} "-" "-" - \d+',
+        rf'127\.0\.0\.1 {stamp} "GET /elsewhere HTTP/1\.1" 404 {size(404)} "-" "-" main \d+',
+        rf'127\.0\.0\.1 {stamp} "BAD \\x22line\\x22" 400 {size(400)} "-" "-" main \d+',
+    ]
+    for pattern in expected:
+        assert re.search("^" + pattern + "$", lines, re.M), (pattern, lines)
+    # the front reopens its log on USR1 too
+    os.rename(log_path, tmp_path / "access.log.1")
+    server.send_signal(signal.SIGUSR1)
+    wait_for(lambda: log_path.exists())
+    assert server.request("GET", "/after-rotate")[0] == 404
+    wait_for(lambda: '"GET /after-rotate HTTP/1.1" 404' in log_path.read_text())
 
 
 def test_hup_applies_a_new_error_log_and_log_level(make_server):
