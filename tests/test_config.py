@@ -142,7 +142,8 @@ def test_listen_strings_parsed(text, kind, host, port, path, shown):
 
 
 @pytest.mark.parametrize(
-    ("mode", "expected"), [('"0660"', 0o660), ("0600", 0o600), ('"755"', 0o755)]
+    ("mode", "expected"),
+    [('"0660"', 0o660), ("0600", 0o600), ('"755"', 0o755), ("0", 0), ("7", 7), ("'0o640'", 0o640)],
 )
 def test_unix_socket_mode_is_octal(mode, expected):
     config = parse(
@@ -244,6 +245,11 @@ def test_group_field_errors(group, message):
     assert problems(f"groups: {{main: {group}}}") == [f"site.yaml: {message}"]
 
 
+@pytest.mark.parametrize("umask", ['"0027"', "0027", "'27'", "'0o27'"])
+def test_umask_is_octal(umask):
+    assert parse(f"umask: {umask}\ngroups: {{main: {{app: x}}}}").umask == 0o27
+
+
 @pytest.mark.parametrize(
     ("top", "message"),
     [
@@ -280,6 +286,10 @@ def test_group_field_errors(group, message):
             "umask: must be an octal permission mode between '0000' and '0777' (quote it) "
             "(got 99999)",
         ),
+        # unquoted, these are decimal numbers: 22 was taken as 0o026, 77 as 0o115
+        ("umask: 22", "umask: must be quoted to be read as octal: '022' (got 22)"),
+        ("umask: 77", "umask: must be quoted to be read as octal: '077' (got 77)"),
+        ("umask: 8", "umask: must be an octal permission mode such as '0660' (quote it) (got 8)"),
     ],
 )
 def test_top_level_field_errors(top, message):

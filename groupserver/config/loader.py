@@ -21,6 +21,7 @@ from groupserver.config.models import (
     DEFAULT_SOURCE,
     NO_VALUE,
     UNION_TAGS,
+    DecimalMode,
     GroupConfig,
     ListenAddress,
     RouteConfig,
@@ -46,6 +47,7 @@ class _YamlLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
+            _mark_decimal_modes(node)
             first_line: dict[Any, int] = {}
             for key_node, _value in node.value:
                 if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
@@ -60,6 +62,31 @@ class _YamlLoader(yaml.SafeLoader):
                     )
                 first_line[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_DECIMAL_MODE_TAG = "!groupserver/decimal-mode"
+_MODE_KEYS = ("umask", "mode")  # permission modes: octal, though YAML reads `22` as decimal
+
+
+def _mark_decimal_modes(node: yaml.MappingNode) -> None:
+    """Tag a permission mode written as a plain decimal (`umask: 22`, not `0022` or '0022'), so
+    that its validator can refuse it instead of taking 22 for 0o026."""
+    for key_node, value_node in node.value:
+        if (
+            isinstance(key_node, yaml.ScalarNode)
+            and key_node.value in _MODE_KEYS
+            and value_node.tag == _INT_TAG
+            and not str(value_node.value).lstrip("+-").startswith("0")
+        ):
+            value_node.tag = _DECIMAL_MODE_TAG
+
+
+def _construct_decimal_mode(loader: _YamlLoader, node: yaml.ScalarNode) -> DecimalMode:
+    return DecimalMode(int(str(node.value).replace("_", "")))
+
+
+_YamlLoader.add_constructor(_DECIMAL_MODE_TAG, _construct_decimal_mode)
 
 
 def load_config(path: str | os.PathLike[str]) -> SiteConfig:

@@ -208,12 +208,24 @@ def _proxy_entry(value: str) -> str:
     return value
 
 
+class DecimalMode(int):
+    """A `umask` or `mode` the YAML file wrote as a plain decimal number (`umask: 22`), as the
+    loader marks it: almost never what was meant."""
+
+
 def _unix_mode(value: Any) -> Any:
     if isinstance(value, str):
         digits = value.strip().lower().removeprefix("0o")
         if not digits or any(c not in "01234567" for c in digits):
             raise problem("must be an octal permission mode such as '0660'")
         return int(digits, 8)
+    if isinstance(value, DecimalMode):
+        # `umask: 22` is the decimal 22 (0o026), never what was meant: say so, do not guess.
+        if 7 < value <= 0o777:
+            if set(str(value)) <= set("01234567") and value <= 777:
+                raise problem(f"must be quoted to be read as octal: '0{value}'")
+            raise problem("must be an octal permission mode such as '0660' (quote it)")
+        return int(value)
     return value
 
 
@@ -699,8 +711,11 @@ class SiteConfig(BaseModel):
         "X-Forwarded-Proto and Forwarded headers set REMOTE_ADDR and wsgi.url_scheme",
     )
     umask: Annotated[
-        StrictInt | None, BeforeValidator(_unix_mode), AfterValidator(_check_unix_mode)
-    ] = Field(None, description="umask of every process, as an octal string such as '0022'")
+        StrictInt | None,
+        BeforeValidator(_unix_mode),
+        AfterValidator(_check_unix_mode),
+        DocType("octal string such as '0022'"),
+    ] = Field(None, description="umask of every process (unquoted 22 is decimal: refused)")
     graceful_timeout: StrictFloat = Field(
         30.0, ge=0, le=3600, description="seconds a TERM waits for in-flight requests"
     )
