@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
 from groupserver.http.parser import RequestHead
 from groupserver.http.response import error_body_size
@@ -14,6 +14,7 @@ from groupserver.http.response import error_body_size
 log = logging.getLogger("groupserver.accesslog")
 
 
+_STDOUT = 1  # the descriptor, whatever sys.stdout has become
 FRONT = "-"  # the group column of the lines the front writes (no group answered them)
 COMPLAINT_INTERVAL = 60.0  # seconds between two error lines while the access log cannot be written
 
@@ -24,10 +25,12 @@ class AccessLog:
     def __init__(self, target: str | None, group: str) -> None:
         self.target = target
         self.group = group
-        # A file: unbuffered bytes, so each line is one write(2) appended whole, whichever
-        # worker writes it, and a write that failed (a full disk) leaves nothing behind to come
-        # out torn later. stdout ("-") stays text, as the process has it.
-        self.stream: TextIO | BinaryIO | None = None
+        # Unbuffered bytes, to a file or to stdout ("-") alike, so each line is one write(2)
+        # appended whole, whichever worker writes it; a write that failed (a full disk) leaves
+        # nothing behind to come out torn later; and no line waits in a buffer, to be lost when
+        # the process leaves by os._exit (sys.stdout is block-buffered when it is a pipe or a
+        # file, as under systemd or docker, unless PYTHONUNBUFFERED is set).
+        self.stream: BinaryIO | None = None
         self.dropped = 0  # lines lost since writing last failed (a full disk, say)
         self.next_complaint = 0.0  # time.monotonic() when a failure is logged again
         self.reopen()
@@ -52,7 +55,11 @@ class AccessLog:
         if self.target is None:
             return
         if self.target == "-":
-            self.stream = sys.stdout
+            if self.stream is None:
+                try:
+                    self.stream = open(_STDOUT, "ab", buffering=0, closefd=False)  # noqa: SIM115
+                except OSError as exc:
+                    log.error("access_log: cannot write to stdout: %s", exc.strerror or exc)
             return
         old = self.stream
         try:
@@ -65,7 +72,7 @@ class AccessLog:
                 "still writing to the file open before" if old else "no access log for now",
             )
             return
-        if old is not None and old is not sys.stdout:
+        if old is not None:
             old.close()
 
     def write(self, head: RequestHead, outcome: Any, seconds: float) -> None:
@@ -113,7 +120,11 @@ class AccessLog:
             f'"{_quote(referer)}" "{_quote(user_agent)}" {self.group} {int(seconds * 1_000_000)}\n'
         )
         try:
-            self.stream.write(line if self.target == "-" else line.encode())  # type: ignore[arg-type]
+            data = line.encode()
+            written = self.stream.write(data) or 0
+            while written < len(data):  # a pipe takes a long line in parts (or a signal cut in)
+                data = data[written:]
+                written = self.stream.write(data) or 0
         except (OSError, ValueError) as exc:
             self._lost(exc)
             return
@@ -161,6 +172,17 @@ def _quote(text: str) -> str:
 
 
 ERROR_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+
+
+def flush_standard_streams() -> None:
+    """Flush what was printed to sys.stdout and sys.stderr (by the app, say) before the process
+    leaves by os._exit, which does not."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def setup_error_log(path: str | None, level: str) -> None:

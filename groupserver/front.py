@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from groupserver.accesslog import FRONT, AccessLog, reopen_error_logs
+from groupserver.accesslog import FRONT, AccessLog, flush_standard_streams, reopen_error_logs
 from groupserver.config import SiteConfig
 from groupserver.forwarded import TrustedProxies
 from groupserver.handoff import MAX_DATA, ChannelFull, HandoffChannel, now_us
@@ -170,6 +170,7 @@ class FrontServer:
         self.stop_deadline = time.monotonic() + self.head_timeout
 
     def _on_quit(self, signum: int, frame: Any) -> None:
+        flush_standard_streams()
         os._exit(0)
 
     def _on_reopen(self, signum: int, frame: Any) -> None:
@@ -373,4 +374,5 @@ def run_front(
         site, listeners, channels, ready_fd, master_pid, scoreboard, slot, group_indices
     )
     code = server.run()
+    flush_standard_streams()
     os._exit(code)

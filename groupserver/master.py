@@ -34,7 +34,7 @@ import socket
 import time
 import traceback
 
-from groupserver.accesslog import reopen_error_logs, setup_error_log
+from groupserver.accesslog import flush_standard_streams, reopen_error_logs, setup_error_log
 from groupserver.capacity import MAX_GROUPS, MAX_WORKERS
 from groupserver.config import ConfigError, SiteConfig, load_config
 from groupserver.control import ControlCommands, control_socket_path
@@ -972,6 +972,7 @@ class Master:
             # be queued for us in its copy of the master and lost: keep them pending over the
             # fork.
             signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+            flush_standard_streams()  # else the child inherits what is pending, and prints it
             try:
                 pid = os.fork()
             except OSError:

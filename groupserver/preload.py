@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from groupserver.accesslog import flush_standard_streams
 from groupserver.proctitle import set_process_title
 
 _SPAWN = b"spawn"
@@ -84,6 +85,7 @@ def _fork_worker(
     parent_fds: tuple[int, ...],
     start_worker: Callable[[int, int, Callable[..., Any]], None],
 ) -> None:
+    flush_standard_streams()  # else every worker inherits, and prints again, what was pending
     try:
         middle = os.fork()
     except OSError as exc:  # EAGAIN, ENOMEM: the master sees this worker die at start-up

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from groupserver.accesslog import AccessLog, reopen_error_logs
+from groupserver.accesslog import AccessLog, flush_standard_streams, reopen_error_logs
 from groupserver.appload import AppLoadError, load_app, prepare_environment
 from groupserver.concurrency import LONG_AFTER, ConcurrencyLimit
 from groupserver.config import SiteConfig
@@ -213,7 +213,7 @@ def import_group_app(site: SiteConfig, group_name: str) -> Callable[..., Any]:
         log.error("group %s: cannot load the application: %s", group_name, exc)
     except BaseException:
         log.exception("group %s: importing the application failed", group_name)
-    sys.stderr.flush()
+    flush_standard_streams()
     os._exit(EXIT_APP_LOAD_FAILED)
 
 
@@ -233,6 +233,7 @@ def run_worker(spec: WorkerSpec, app: Callable[..., Any] | None = None) -> None:
         drop_privileges(group.user, group.group)
     except (IdentityError, OSError) as exc:
         log.error("group %s: cannot switch to user %s: %s", spec.group, group.user, exc)
+        flush_standard_streams()
         os._exit(EXIT_APP_LOAD_FAILED)
     if app is None:
         app = import_group_app(spec.site, spec.group)
@@ -245,7 +246,7 @@ def run_worker(spec: WorkerSpec, app: Callable[..., Any] | None = None) -> None:
         threading.stack_size(group.stack_size)
     server = WorkerServer(spec, app)
     code = server.run()
-    sys.stderr.flush()
+    flush_standard_streams()  # what the app printed: os._exit would lose it
     os._exit(code)
 
 

@@ -57,6 +57,8 @@ class RunningServer:
     def start(self, wait_ready: bool = True) -> RunningServer:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
+        # As under systemd or docker: stdout to a file is block-buffered, as it is there.
+        env.pop("PYTHONUNBUFFERED", None)
         self.log_file = open(self.log_path, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "groupserver", "serve", str(self.config)],

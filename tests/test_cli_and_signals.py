@@ -252,6 +252,24 @@ def test_requests_refused_before_any_app_are_in_the_access_log(make_server, tmp_
     wait_for(lambda: '"GET /after-rotate HTTP/1.1" 404' in log_path.read_text())
 
 
+def test_stdout_access_log_and_app_prints_survive_a_worker_exit(make_server):
+    """stdout is block-buffered when it is a file or a pipe (systemd, docker) and
+    PYTHONUNBUFFERED is not set: access log lines for "-" waited in the buffer, and were lost
+    when a worker left by os._exit at a recycle or a stop; so was what the app printed."""
+    server = make_server(site_yaml({"main": {"max_requests": 3}}, extra='access_log: "-"'))
+    (first,) = server.processes_titled("(wsgi:main)")
+    assert server.request("GET", "/one")[0] == 200
+    wait_for(lambda: '"GET /one HTTP/1.1" 200' in server.log())  # at once, not at exit
+    server.request("GET", "/print?x=hello")
+    server.request("GET", "/three")  # max_requests: the worker retires, by os._exit
+    wait_for(lambda: first.pid not in {p.pid for p in server.processes_titled("(wsgi:main)")})
+    wait_for(lambda: "printed by the app: x=hello" in server.log())
+    log_text = server.log()
+    assert log_text.count("printed by the app: x=hello") == 1, log_text
+    for target in ("/one", "/print?x=hello", "/three"):
+        assert log_text.count(f'"GET {target} HTTP/1.1" 200') == 1, (target, log_text)
+
+
 def test_hup_applies_a_new_error_log_and_log_level(make_server):
     """Before, both were set once at start-up: a HUP kept logging at the old level, to stderr."""
     yaml_text = site_yaml({"main": {}})

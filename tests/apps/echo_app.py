@@ -37,6 +37,8 @@ def echo(environ, start_response):
         return (b"part%d;" % n for n in range(5))
     if path.endswith("/exit-process"):  # the app ends its process, as a buggy app may
         os._exit(int(parse_qs(environ["QUERY_STRING"]).get("code", ["1"])[0]))
+    if path.endswith("/print"):  # to stdout, unflushed, as print() debugging does
+        print("printed by the app:", environ["QUERY_STRING"])
     if path.endswith("/threads"):
         return _json(start_response, {"pid": os.getpid(), "threads": threading.active_count()})
     body = environ["wsgi.input"].read()
