@@ -396,7 +396,7 @@ class WorkerServer:
         for n in range(self.threads):
             threading.Thread(target=self._thread_main, name=f"request-{n}", daemon=True).start()
         watch = WorkerWatch(self, self.policy, slot)
-        slot.state = READY
+        slot.state = READY if self.mode is None else RETIRING  # a signal may have come first
         self.report("ready")
         next_parent_check = 0.0
         last, cpu_last = time.monotonic(), time.process_time()
@@ -438,7 +438,10 @@ class WorkerServer:
             self.report(f"retire {reason} later")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        """The master retires us (USR2: recycle, reload, governor, max_requests, scale down) or
+        stops the site (TERM): take no new work; the stats show it at once."""
         self.mode = "retire" if signum == signal.SIGUSR2 and self.mode != "drain" else "drain"
+        self.slot.state = RETIRING
         self._wake()
 
     def _on_quit(self, signum: int, frame: Any) -> None:

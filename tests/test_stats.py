@@ -242,6 +242,28 @@ def test_memory_by_url_still_names_what_a_recycled_worker_grew_on(make_server):
     assert urls[0]["path"] == "/alloc" and urls[0]["max_growth_bytes"] >= 25 * 2**20, urls
 
 
+def test_a_worker_the_master_retires_shows_retiring_at_once(make_server):
+    """A worker retired by the master (ctl recycle, reload, max_requests, the governor) said
+    `ready` until it exited: during every recycle the stats counted its threads as idle capacity
+    (and advise, seeing them, could suggest shrinking the group)."""
+    server = make_server(site_yaml({"main": {"threads": 2}}))
+    (old,) = server.processes_titled("(wsgi:main)")
+    slow = threading.Thread(target=server.request, args=("GET", "/sleep?s=3"), daemon=True)
+    slow.start()
+    wait_for(lambda: server.stats()["groups"]["main"]["busy_threads"] == 1)
+    assert server.cli("ctl", "recycle", "main").returncode == 0
+
+    def workers() -> dict[int, str]:
+        return {w["pid"]: w["state"] for w in server.stats()["groups"]["main"]["workers"]}
+
+    wait_for(lambda: len(workers()) == 2 and "starting" not in workers().values())
+    group = server.stats()["groups"]["main"]
+    assert workers()[old.pid] == "retiring", group["workers"]  # still in its request
+    assert (group["busy_threads"], group["idle_threads"]) == (0, 2)  # the new worker's two
+    slow.join(10)
+    wait_for(lambda: old.pid not in workers())
+
+
 def test_ctl_scale_recycle_reload_and_stop(make_server):
     server = make_server(TWO_GROUPS)
     pids = {p.pid for p in server.processes_titled("(wsgi:main)")}
