@@ -79,7 +79,7 @@ class WorkerWatch:
 
     def tick(self, now: float) -> None:
         """One round of checks; called about every 100 ms."""
-        self._publish_current(now)
+        self.publish_current(now)
         if now >= self.next_memory:
             self.next_memory = now + self.policy.memory_interval
             self._check_memory(now)
@@ -101,10 +101,16 @@ class WorkerWatch:
                 )
                 self.server.retire("inactivity", now_flag=False)
 
-    def _publish_current(self, now: float) -> None:
-        """Put the oldest request in flight (URL, start) in the scoreboard for the stats."""
+    def publish_current(self, now: float) -> None:
+        """Put the oldest request in flight (URL, start) and the busy thread-seconds, in-flight
+        time included, in the scoreboard for the stats."""
         records = list(self.server.inflight.values())
         slot = self.slot
+        busy = slot.app_seconds + sum(now - r.started for r in records)
+        # A request that just ended is in neither app_seconds nor inflight for a moment: never
+        # publish less than before (the next round counts it).
+        if busy > slot.busy_seconds:
+            slot.busy_seconds = busy
         if not records:
             slot.current_start = 0.0
             return

@@ -114,6 +114,9 @@ class Slot(ctypes.Structure):
         ("pss", ctypes.c_uint64),
         ("mem_sampled", ctypes.c_double),
         ("app_seconds", ctypes.c_double),  # thread-seconds spent serving requests
+        # app_seconds plus the time so far of the requests in flight (for the utilisation: a
+        # request counts in app_seconds only when it ends), published by the watch every 0.1 s
+        ("busy_seconds", ctypes.c_double),
         ("queue_seconds", ctypes.c_double),
         ("status", ctypes.c_uint64 * 6),  # index = status // 100 (0: connection failures)
         ("app_hist", ctypes.c_uint32 * N_BUCKETS),
@@ -165,6 +168,7 @@ _COUNTERS = (
     "requests",
     "taken",
     "app_seconds",
+    "busy_seconds",
     "queue_seconds",
     "shed_queue",
     "shed_limits",

@@ -412,6 +412,7 @@ class WorkerServer:
                 if not _alive(self.spec.master_pid):
                     log.error("worker %d: the master is gone; exiting", os.getpid())
                     return 1
+        watch.publish_current(time.monotonic())  # the requests served since the last round
         self.publish_memory_by_path()  # the master keeps it after we are gone
         return 0
 

@@ -264,6 +264,26 @@ def test_a_worker_the_master_retires_shows_retiring_at_once(make_server):
     wait_for(lambda: old.pid not in workers())
 
 
+def test_capacity_utilisation_counts_the_requests_still_running(make_server):
+    """Busy time was charged only when a request ended: a group whose every thread was busy
+    with long requests read 0% for as long as they ran, then 100% after they were done."""
+    server = make_server(site_yaml({"main": {"threads": 2}}))
+    clients = [
+        threading.Thread(target=server.request, args=("GET", "/sleep?s=4"), daemon=True)
+        for _ in range(2)
+    ]
+    for client in clients:
+        client.start()
+    wait_for(lambda: server.stats()["groups"]["main"]["busy_threads"] == 2)
+    time.sleep(2.0)
+    during = server.stats()["groups"]["main"]["capacity_utilisation"]
+    assert during > 0.4, during  # 2 of 2 threads busy for most of the window so far
+    for client in clients:
+        client.join(10)
+    after = server.stats()["groups"]["main"]["capacity_utilisation"]
+    assert 0.4 < after <= 1.0, after  # not charged a second time when they ended
+
+
 def test_ctl_scale_recycle_reload_and_stop(make_server):
     server = make_server(TWO_GROUPS)
     pids = {p.pid for p in server.processes_titled("(wsgi:main)")}

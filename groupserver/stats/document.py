@@ -42,18 +42,18 @@ class SiteStats:
             # and walked every field, and what the master writes after a fork lands in its
             # workers' USS too (with tcp_listeners: idle hello worker 3,228 -> 3,156 KiB).
             totals = master.groups[name].totals
-            requests, app_seconds = totals.requests, totals.app_seconds
+            requests, busy_seconds = totals.requests, totals.busy_seconds
             busy = ready = 0
             for child in master.workers_of(name):
                 slot = master.scoreboard[child.slot]
                 requests += slot.requests
-                app_seconds += slot.app_seconds
+                busy_seconds += slot.busy_seconds
                 busy += slot.busy
                 if child.ready and not child.retiring:
                     ready += 1
             tracker = self.trackers.setdefault(name, GroupTracker())
             tracker.tick(
-                now, requests, app_seconds, busy, ready * cfg.threads, master.backlog(name)
+                now, requests, busy_seconds, busy, ready * cfg.threads, master.backlog(name)
             )
         if now >= self.next_proc:
             self.next_proc = now + 1.0
