@@ -20,7 +20,7 @@ from typing import Any
 from groupserver.config import GroupConfig
 from groupserver.http.response import error_response
 from groupserver.memory import read_memory
-from groupserver.scoreboard import URL_BYTES, Slot
+from groupserver.scoreboard import URL_BYTES, Slot, in_flight
 
 log = logging.getLogger("groupserver.worker")
 
@@ -131,13 +131,15 @@ class WorkerWatch:
             return
         used = sample.uss if policy.memory_measure == "uss" else sample.pss
         if policy.memory_hard is not None and used > policy.memory_hard:
+            self.publish_current(now)
             log.error(
-                "worker %d (group %s): %s %d MiB is above the hard limit %d MiB; killed",
+                "worker %d (group %s): %s %d MiB is above the hard limit %d MiB; killed%s",
                 os.getpid(),
                 self.server.group,
                 policy.memory_measure.upper(),
                 used >> 20,
                 policy.memory_hard >> 20,
+                in_flight(slot),
             )
             self.server.report("retire memory_hard now")
             sys.stderr.flush()

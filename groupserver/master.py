@@ -64,6 +64,7 @@ from groupserver.scoreboard import (
     ScoreboardFull,
     Slot,
     accumulate,
+    in_flight,
 )
 from groupserver.stats import prometheus
 from groupserver.stats.collect import merge_memory_rows
@@ -828,8 +829,12 @@ class Master:
                 continue
             log.warning(
                 "memory governor: %s at %.1f%% of %d MiB (%s): %s worker %d of group %s, "
-                "USS %d MiB",
-                "upper bound passed" if decision.action == "kill" else "above lower bound",
+                "USS %d MiB%s",
+                "upper bound passed"  # and mercy is over
+                if decision.action == "kill"
+                else "above upper bound"
+                if use >= self.config.memory_governor.upper
+                else "above lower bound",
                 use * 100,
                 reading.limit >> 20,
                 reading.source,
@@ -837,6 +842,7 @@ class Master:
                 decision.pid,
                 decision.group,
                 decision.uss >> 20,
+                in_flight(self.scoreboard[child.slot]) if decision.action == "kill" else "",
             )
             child.reason = decision.reason
             if decision.action == "kill":
@@ -1238,26 +1244,30 @@ class Master:
             self._close_status(child)
         if child.control is not None:
             child.control.close()
-        self._fold(child)
-        self._on_exit(child, status)
+        lost = self._fold(child)
+        self._on_exit(child, status, lost)
 
-    def _fold(self, child: Child) -> None:
-        """Keep a finished process's counters in its group's totals and free its slot."""
+    def _fold(self, child: Child) -> str:
+        """Keep a finished process's counters in its group's totals and free its slot; returns
+        what it left unanswered, for the log ("" when nothing)."""
         slot = self.scoreboard[child.slot]
+        lost = in_flight(slot) if child.role == "worker" else ""
         if child.role == "front":
             accumulate(self.front_totals, slot)
         elif child.group in self.groups:
             state = self.groups[child.group]
             accumulate(state.totals, slot)
+            state.totals.status[0] += slot.busy  # requests it died in: no status was sent
             merge_memory_rows(state.memory_by_url, slot)
             if len(state.memory_by_url) > 1000:  # keep the biggest paths only
                 biggest = sorted(state.memory_by_url.items(), key=lambda kv: -kv[1][2])[:500]
                 state.memory_by_url = dict(biggest)
             state.last_taken.pop(child.pid, None)
         self.scoreboard.release(child.slot)
+        return lost
 
-    def _on_exit(self, child: Child, status: int) -> None:
-        how = describe_status(status)
+    def _on_exit(self, child: Child, status: int, lost: str = "") -> None:
+        how = describe_status(status) + lost
         planned = child.retiring or self.stopping
         # A ready process that exits 0 unasked was stopped by a TERM or INT sent to it (an
         # operator's `kill PID`): it drained like any retiring worker. Not a crash.

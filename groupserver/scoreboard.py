@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import time
 from bisect import bisect_left
 
 from groupserver.capacity import MAX_GROUPS, MAX_SLOTS
@@ -129,6 +130,19 @@ class Slot(ctypes.Structure):
         ("url", ctypes.c_char * URL_BYTES),  # the oldest request in flight
         ("mem_urls", MemUrl * MEM_URLS),
     ]
+
+
+def in_flight(slot: Slot) -> str:
+    """What a worker is serving, for a log line about its end: "" when nothing, else
+    "; 1 request in flight (the oldest: /path?q for 2.1s)"."""
+    busy = slot.busy
+    if not busy:
+        return ""
+    what = f"; {busy} request{'s' if busy > 1 else ''} in flight"
+    if slot.current_start:  # the worker's watch has published the oldest one
+        url = slot.url.decode("latin-1", "replace")
+        what += f" (the oldest: {url} for {max(0.0, time.time() - slot.current_start):.1f}s)"
+    return what
 
 
 class ScoreboardFull(RuntimeError):

@@ -37,9 +37,9 @@ MiB = 1 << 20
 
 DECISION = re.compile(
     r"^\[(?P<at>[\d-]+ [\d:,]+)\] \[\d+\] \[\w+\] memory governor: "
-    r"(?P<why>above lower bound|upper bound passed) at (?P<use>[\d.]+)% of (?P<limit>\d+) MiB "
-    r"\((?P<source>\w+)\): (?P<action>recycling|killing) worker (?P<pid>\d+) of group "
-    r"(?P<group>\S+), USS (?P<uss>\d+) MiB$",
+    r"(?P<why>above lower bound|above upper bound|upper bound passed) at (?P<use>[\d.]+)% of "
+    r"(?P<limit>\d+) MiB \((?P<source>\w+)\): (?P<action>recycling|killing) worker "
+    r"(?P<pid>\d+) of group (?P<group>\S+), USS (?P<uss>\d+) MiB(?P<in_flight>; .+)?$",
     re.MULTILINE,
 )
 
@@ -54,6 +54,7 @@ class LoggedDecision:
     pid: int
     group: str
     uss_mib: int
+    why: str  # above lower bound | above upper bound | upper bound passed (the kill)
 
 
 def logged_decisions(log: str) -> list[LoggedDecision]:
@@ -70,6 +71,7 @@ def logged_decisions(log: str) -> list[LoggedDecision]:
                 int(m["pid"]),
                 m["group"],
                 int(m["uss"]),
+                m["why"],
             )
         )
     return out
@@ -386,11 +388,16 @@ def test_pushed_past_upper_the_governor_kills_logs_and_counts_it(make_server):
     assert kills, log
     kill = kills[0]
     assert kill.use >= UPPER_B * 100 and kill.source == "budget" and kill.limit_mib == 200
-    server.wait_log(f"worker {kill.pid} (group {kill.group}) exited (killed by SIGKILL)")
+    # killed in the request that held the memory, which the line names
+    server.wait_log(
+        f"worker {kill.pid} (group {kill.group}) exited (killed by SIGKILL; 1 request in flight"
+    )
     # The first round above upper only recycled (above upper every group gives one); the kill
     # came at least `mercy` (0.3 s) after it.
     first = next(d for d in logged_decisions(log) if d.use >= UPPER_B * 100)
     assert first.action == "recycling"
+    assert first.why == "above upper bound"  # it said "above lower bound" past upper
+    assert kill.why == "upper bound passed"
     assert kill.at - first.at >= 0.3 - 0.02
 
     doc = wait_for(

@@ -230,12 +230,18 @@ def test_memory_hard_limit_kills_at_once(make_server):
         )
     )
     first = server.get_json("/small")["pid"]
-    server.request("GET", "/alloc?mb=100")
-    server.wait_log("above the hard limit")
+    with pytest.raises((ConnectionError, http.client.HTTPException)):  # no answer: killed in it
+        server.request("GET", "/alloc?mb=100&then_sleep=5")
+    # the log names the request it was killed in, and the stats count it (there was no trace)
+    server.wait_log(
+        "above the hard limit 60 MiB; killed; 1 request in flight (the oldest: "
+        "/alloc?mb=100&then_sleep=5 for "
+    )
     wait_for(lambda: first not in _pids(server), timeout=10)
-    server.wait_log(f"worker {first} (group main) exited (killed by SIGKILL)")
+    server.wait_log(f"worker {first} (group main) exited (killed by SIGKILL; 1 request in flight")
     assert server.get_json("/again")["pid"] != first
     assert "not by groupserver" not in server.log()
+    assert server.stats()["groups"]["main"]["responses"]["failed"] == 1
 
 
 def test_thread_stacks_follow_stack_size(make_server):

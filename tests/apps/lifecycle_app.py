@@ -38,6 +38,7 @@ def _serve(environ, start_response):
         if query.get("keep", ["1"])[0] == "1":
             _kept.append(block)
         del block  # keep=0: a transient need, given back before the response
+        time.sleep(float(query.get("then_sleep", ["0"])[0]))
     if path.startswith("/sleep"):
         time.sleep(float(query.get("s", ["1"])[0]))
     if path.startswith("/hold-gil"):  # stuck in C code that keeps the GIL (as a runaway regex)
