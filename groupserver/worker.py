@@ -1076,6 +1076,23 @@ class WorkerServer:
                 except OSError:
                     pass
 
+    def _accept_the_rest(self) -> None:
+        """The site stops (drain) and this group accepts itself: take the connections already
+        waiting in the listeners' accept queues, to serve them with the rest, as a front would
+        (they are the group's queue; they were reset when the master exited)."""
+        room = self.limits.max_connections_per_worker - self.open_conns
+        taken: list[Any] = []
+        for lsock in self.listeners.values():
+            while room > len(taken):
+                found = self._accept(lsock, min(64, room - len(taken)))
+                taken.extend(found)
+                if not found:
+                    break
+        if taken:
+            with self.cond:
+                self._queue_ready(taken, [])
+                self.cond.notify(len(taken))
+
     def _stop_accepting(self) -> None:
         """Leave the listeners for good (draining: the queue is still served)."""
         self._leave_listeners()
@@ -1115,6 +1132,7 @@ class WorkerServer:
         if self.mode == "retire":
             self._stop_taking()
         elif self.listeners:
+            self._accept_the_rest()
             self._stop_accepting()
         # pop(fd, None): the leader's sweep may take an expired one at the same time
         idle = [c for c in (self.parked.pop(fd, None) for fd in list(self.parked)) if c is not None]
