@@ -40,7 +40,7 @@ from groupserver.config import ConfigError, SiteConfig, load_config
 from groupserver.control import ControlCommands, control_socket_path
 from groupserver.front import run_front
 from groupserver.governor import Candidate, MemoryGovernor, MemoryMeter
-from groupserver.handoff import HandoffChannel
+from groupserver.handoff import ChannelFull, Handoff, HandoffChannel
 from groupserver.identity import drop_privileges
 from groupserver.listeners import (
     ListenError,
@@ -124,6 +124,7 @@ class Master:
         self.plans: dict[str, GroupPlan] = {}  # per group, for self.config
         self.channels: dict[str, HandoffChannel] = {}
         self.retired_channels: list[HandoffChannel] = []
+        self.stranded: dict[str, Handoff] = {}  # one per retired channel: its target was full
         self.groups: dict[str, GroupState] = {}
         self.group_indices: dict[str, int] = {}
         self.front_totals = Slot()
@@ -601,6 +602,7 @@ class Master:
         for service in self.services:
             service.sweep(now)
         self._answer_for_failing_groups(now)
+        self._forward_retired_queues()
         if self.governor is not None and now >= self.governor_next and not self.stopping:
             self.governor_next = now + self.config.memory_governor.interval
             self._govern(now)
@@ -676,6 +678,46 @@ class Master:
         child.retiring = True  # its replacement starts now
         self._signal(child, DUMP_STACKS)
         child.kill_at = now + 1.0
+
+    def _forward_retired_queues(self) -> None:
+        """Move what waits in the queue of a group a reload removed to a living group: its
+        retiring workers hand their idle keep-alive connections back there, and connections
+        queued for it are waiting there, but no worker of the new generation reads it (they
+        were stranded, unanswered, until the client gave up). A channel closes once its last
+        worker is gone and all it held has moved."""
+        live = {c.group for c in self.children.values()}
+        for channel in list(self.retired_channels):
+            if self._forward_queue(channel) and channel.group not in live:
+                self.retired_channels.remove(channel)
+                channel.close()
+
+    def _forward_queue(self, channel: HandoffChannel) -> bool:
+        """Send what waits in channel to the default group's queue (the first group's without
+        one); its worker routes each request by the running config. Whether channel is empty."""
+        groups = self.config.groups
+        target = self.channels.get(self.config.default_group or next(iter(groups), ""))
+        if target is None:
+            return True
+        while True:
+            handoff = self.stranded.pop(channel.group, None) or channel.receive()
+            if handoff is None:
+                return True
+            try:
+                target.send(
+                    handoff.sock,
+                    handoff.data,
+                    handoff.queue_start_us,
+                    handoff.flags,
+                    peer=handoff.peer,
+                    served=handoff.served,
+                    local=handoff.local,
+                )
+            except ChannelFull:
+                self.stranded[channel.group] = handoff  # the next round tries again
+                return False
+            except OSError as exc:
+                log.error("cannot move a connection of removed group %s: %s", channel.group, exc)
+            handoff.sock.close()
 
     def _answer_for_failing_groups(self, now: float) -> None:
         """A failing group with no ready worker: the master answers 503 for it (unavailable.py)."""
@@ -1231,11 +1273,7 @@ class Master:
             self._forget_child(child, status)
         for child in [c for c in self.children.values() if c.pid < 0 and c.status_fd < 0]:
             self._forget_child(child, 1 << 8)  # never said its pid: it did not start
-        # channels of removed groups close once their last worker is gone
-        live = {c.group for c in self.children.values()}
-        for channel in [ch for ch in self.retired_channels if ch.group not in live]:
-            self.retired_channels.remove(channel)
-            channel.close()
+        self._forward_retired_queues()
 
     def _forget_child(self, child: Child, status: int) -> None:
         self.children.pop(child.pid, None)

@@ -270,6 +270,7 @@ def test_short_keep_alive_connections_lose_no_request(make_server, threads):
     server = make_server(
         site_yaml({"main": {"app": "lifecycle_app:application", "threads": threads}})
     )
+
     def pick(rng):  # half the requests open a new connection: about 2 requests per connection
         return Step(f"/spin?ms=1&r={rng.random()}", new_connection=rng.random() < 0.5)
 
@@ -439,6 +440,42 @@ def test_hup_reload_while_clients_run_fails_no_request(partitioned):
     assert len(served) > 50
 
 
+def test_a_reload_that_removes_a_group_answers_its_connections(make_server):
+    """The removed group's retiring workers handed their idle keep-alive connections back to its
+    queue, and requests waited there, but no new worker read it: they were never answered."""
+    two = site_yaml({"main": {}, "other": {"threads": 1}}, routes="- {prefix: /b, group: other}")
+    server = make_server(two)
+    idle = []
+    for _ in range(2):  # each last served by `other`, then idle
+        conn = server.connection()
+        conn.request("GET", "/b/first")
+        resp = conn.getresponse()
+        assert json.loads(resp.read())["group"] == "other"
+        idle.append(conn)
+    queued = []
+    for n in range(3):  # one runs in other's only thread, two wait in its queue
+        sock = socket.create_connection((server.host, server.port), timeout=20)
+        sock.sendall(f"GET /b/sleep?s=1&n={n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        queued.append(sock)
+    time.sleep(0.3)
+    (other,) = server.processes_titled("(wsgi:other)")
+    server.config.write_text(site_yaml({"main": {}}))
+    server.send_signal(signal.SIGHUP)
+    server.wait_log("reload: generation 1 serving")
+    wait_for(lambda: not server.processes_titled("(wsgi:other)"), timeout=20)
+    for conn in idle:  # the same connections: now main serves /b
+        conn.request("GET", "/b/after")
+        resp = conn.getresponse()
+        assert json.loads(resp.read())["group"] == "main"
+        conn.close()
+    for sock in queued:
+        sock.settimeout(10)
+        head = sock.recv(65536).split(b"\r\n", 1)[0]
+        assert head == b"HTTP/1.1 200 OK", head
+        sock.close()
+    assert other.pid not in {p.pid for p in server.children()}
+
+
 def test_hup_keeps_what_only_a_restart_can_change_and_applies_the_rest(make_server):
     """The site name (process titles, the control socket's file) and the sockets made at start;
     a new site name used to leave the master and its control socket on the old one, the new
@@ -468,7 +505,6 @@ def test_hup_keeps_what_only_a_restart_can_change_and_applies_the_rest(make_serv
     assert server.stats_get("/healthz")[0] == 200
 
 
-
 def test_hup_reports_a_unix_listener_whose_mode_alone_changed(make_server, tmp_path):
     """The master made the socket at start: a new mode, owner or proxy_protocol is a restart."""
     sock = tmp_path / "s.sock"
@@ -481,6 +517,7 @@ def test_hup_reports_a_unix_listener_whose_mode_alone_changed(make_server, tmp_p
     assert "reload: changes to listen take effect only after a restart" in server.log()
     assert stat.S_IMODE(os.stat(sock).st_mode) == 0o660
     assert b'"path_info": "/after"' in unix_get(sock, "/after")
+
 
 def test_invalid_config_on_hup_keeps_the_running_site(partitioned):
     partitioned.config.write_text("site: x\ngroups: {main: {app: a:b, threads: 0}}\n")
@@ -598,9 +635,7 @@ def test_a_site_whose_group_accepts_answers_503_while_it_fails_then_serves(make_
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["import", "preload"])
-def test_a_reload_to_code_that_fails_to_import_keeps_the_old_workers_serving(
-    make_server, preload
-):
+def test_a_reload_to_code_that_fails_to_import_keeps_the_old_workers_serving(make_server, preload):
     """The common bad deploy: the new generation never gets ready, so the old one never
     retires; mending the code and sending HUP again replaces it."""
     server = make_server(
