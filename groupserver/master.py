@@ -274,8 +274,16 @@ class Master:
         return sorted(workers, key=lambda c: c.started)
 
     def ready_workers(self, group: str) -> list[Child]:
-        """Workers of a group that are ready and not retiring."""
-        return [c for c in self._children("worker", group) if c.ready]
+        """Workers of a group that are ready and serving: not retiring, or serving on until their
+        replacement is ready (max_requests, inactivity: a failing group may never give one)."""
+        return [
+            c
+            for c in self.children.values()
+            if c.role == "worker"
+            and c.group == group
+            and c.ready
+            and (not c.retiring or c.awaiting_replacement)
+        ]
 
     def front_count(self, counter: str) -> int:
         """A counter of the fronts, gone and running: shed_limits (requests refused for a limit,

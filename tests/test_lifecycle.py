@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import http.client
 import random
 import re
@@ -11,7 +12,7 @@ import threading
 import time
 
 import pytest
-from conftest import Step, client_traffic, site_yaml, wait_for
+from conftest import APPS, Step, client_traffic, site_yaml, wait_for
 
 APP = "lifecycle_app:application"
 
@@ -35,6 +36,37 @@ def test_worker_retires_after_max_requests_and_its_replacement_is_ready_first(ma
     wait_for(lambda: first not in _pids(server))
     assert len(_pids(server)) == 1
     assert server.get_json("/last")["pid"] != first
+
+
+def test_a_failing_group_never_answers_503_while_a_worker_still_serves_it(make_server, tmp_path):
+    """max_requests reached, and the code on disk broken meanwhile: the replacements die at
+    start-up and the group is failing, but the old worker serves on until one is ready. The
+    master answered some of its requests with 503 all the same."""
+    (tmp_path / "apps").mkdir()
+    app = tmp_path / "apps" / "deployed_app.py"
+    app.write_text((APPS / "echo_app.py").read_text())
+    server = make_server(
+        site_yaml(
+            {
+                "main": {
+                    "app": "deployed_app:application",
+                    "python_path": [str(tmp_path / "apps")],
+                    "threads": 2,
+                    "max_requests": 3,
+                }
+            }
+        )
+    )
+    app.write_text('raise RuntimeError("a broken deploy")\n')
+    statuses = collections.Counter()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "is failing" not in server.log():
+        statuses[server.request("GET", "/x", headers={"Connection": "close"})[0]] += 1
+    assert "group main is failing" in server.log()
+    for _ in range(50):  # failing now, and its old worker still serves
+        statuses[server.request("GET", "/x", headers={"Connection": "close"})[0]] += 1
+    assert set(statuses) == {200}, statuses
+    assert "answering its requests with 503" not in server.log()
 
 
 def test_max_requests_jitter_gives_each_worker_its_own_count(make_server):
