@@ -1186,6 +1186,11 @@ class Master:
             return
         if not data:
             self._close_status(child)
+            if child.pid < 0:
+                # Asked of a preloader that died before it forked the worker (the request, with
+                # this pipe's other end, died with it): no worker will come. It stayed forever,
+                # one worker short, and a stop waited for it without end.
+                self._forget_child(child, 1 << 8)
             return
         child.pending += data
         *lines, child.pending = child.pending.split(b"\n")

@@ -81,3 +81,23 @@ def test_killed_preloader_is_replaced_and_workers_keep_serving(make_server, tmp_
     )
     assert {p.pid for p in _workers(server)} == workers
     assert server.get_json("/x")["pid"] in workers
+
+
+def test_a_preloader_that_dies_with_a_worker_asked_of_it_leaves_no_phantom(make_server, tmp_path):
+    """The master asked a preloader for a worker, and the preloader died before it forked one:
+    the request's placeholder stayed forever (the group one worker short), and a TERM waited
+    for it without end."""
+    server = make_server(_config(tmp_path, True))
+    (preloader,) = server.processes_titled("groupserver: preload [main]")
+    preloader.suspend()  # takes no request now
+    victim = _workers(server)[0]
+    victim.kill()
+    server.wait_log(f"worker {victim.pid} (group main) died unexpectedly")
+    wait_for(lambda: server.stats()["groups"]["main"]["workers"][-1]["state"] == "starting")
+    preloader.kill()  # with the spawn request unread
+    server.wait_log("(group main) died at start-up")  # the placeholder gives up at once
+    wait_for(lambda: len(_workers(server)) == 3, timeout=20)  # asked of the new preloader
+    wait_for(
+        lambda: [w["state"] for w in server.stats()["groups"]["main"]["workers"]] == ["ready"] * 3
+    )
+    # and the fixture's stop must end (it hung, then needed SIGKILL)
