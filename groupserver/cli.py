@@ -14,6 +14,7 @@ from groupserver.accesslog import setup_error_log
 from groupserver.config import ConfigError, SiteConfig, load_config
 from groupserver.listeners import ListenError
 from groupserver.routing import Router
+from groupserver.wording import counted
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,9 +208,9 @@ def _check(config: SiteConfig, name: str) -> int:
     print("groups:")
     for name, group in config.groups.items():
         stack = f"{group.stack_size // 1024}K" if group.stack_size else "default"
-        pool = group.adaptive.describe() if group.adaptive else _count(group.processes, "process")
+        pool = group.adaptive.describe() if group.adaptive else counted(group.processes, "process")
         print(
-            f"  {name}: {pool} x {_count(group.threads, 'thread')}, "
+            f"  {name}: {pool} x {counted(group.threads, 'thread')}, "
             f"stack {stack}, app {group.app}, title {group.title(name)!r}"
         )
     print("routes (first match wins):")
@@ -217,13 +218,6 @@ def _check(config: SiteConfig, name: str) -> int:
         print(f"  {n}: {route.describe()}")
     print(f"  default: {config.default_group or '404'}")
     return 0
-
-
-def _count(n: int, noun: str) -> str:
-    """'1 thread', '5 threads', '1 process', '3 processes'."""
-    if n == 1:
-        return f"1 {noun}"
-    return f"{n} {noun}es" if noun.endswith("s") else f"{n} {noun}s"
 
 
 def _route(config: SiteConfig, url: str, host: str | None, method: str) -> int:

@@ -15,6 +15,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from groupserver.config import SiteConfig
+from groupserver.wording import counted
 
 if TYPE_CHECKING:
     from groupserver.master import Master
@@ -71,9 +72,9 @@ class ControlCommands:
             problem = master.set_processes(group, count)
             if problem is not None:
                 return {"ok": False, "error": problem}
-            return {"ok": True, "message": f"group {group}: {count} processes"}
+            return {"ok": True, "message": f"group {group}: {counted(count, 'process')}"}
         n = master.recycle_group(group)
-        return {"ok": True, "message": f"group {group}: recycling {n} workers"}
+        return {"ok": True, "message": f"group {group}: recycling {counted(n, 'worker')}"}
 
 
 def send_command(path: str, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:

@@ -80,6 +80,7 @@ from groupserver.supervision import (
 from groupserver.systemd import Notifier, inherited_sockets
 from groupserver.unavailable import refuse_accepted, refuse_queued
 from groupserver.warmup import rehearse_logging
+from groupserver.wording import counted
 from groupserver.worker import (
     DUMP_STACKS,
     GroupPlan,
@@ -102,11 +103,6 @@ _HANDLED = (
 )
 _QUICK_STOP_GRACE = 3.0
 _PR_SET_CHILD_SUBREAPER = 36
-
-
-def _workers(n: int) -> str:
-    """'1 worker', '3 workers'."""
-    return "1 worker" if n == 1 else f"{n} workers"
 
 
 class Master:
@@ -818,14 +814,14 @@ class Master:
         delta, why = state.scaler.decide(load, now)
         if delta > 0:
             state.target = min(state.target + 1, self.config.groups[group].max_processes)
-            log.info("group %s grows to %s: %s", group, _workers(state.target), why)
+            log.info("group %s grows to %s: %s", group, counted(state.target, "worker"), why)
         elif delta < 0:
             idle = [c for c in workers if self._is_idle(c)]
             if not idle:
                 return
             state.target = max(state.target - 1, self.config.groups[group].min_processes)
             victim = max(idle, key=lambda c: c.started)
-            log.info("group %s shrinks to %s: %s", group, _workers(state.target), why)
+            log.info("group %s shrinks to %s: %s", group, counted(state.target, "worker"), why)
             self._retire(victim, "scale_down")
         for child in workers:
             state.last_taken[child.pid] = self.scoreboard[child.slot].taken

@@ -19,6 +19,7 @@ import time
 from bisect import bisect_left
 
 from groupserver.capacity import MAX_GROUPS, MAX_SLOTS
+from groupserver.wording import counted
 
 URL_BYTES = 120
 
@@ -138,7 +139,7 @@ def in_flight(slot: Slot) -> str:
     busy = slot.busy
     if not busy:
         return ""
-    what = f"; {busy} request{'s' if busy > 1 else ''} in flight"
+    what = f"; {counted(busy, 'request')} in flight"
     if slot.current_start:  # the worker's watch has published the oldest one
         url = slot.url.decode("latin-1", "replace")
         what += f" (the oldest: {url} for {max(0.0, time.time() - slot.current_start):.1f}s)"

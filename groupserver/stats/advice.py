@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from groupserver.wording import counted
+
 _HEADROOM = 1.5
 _GIL_SWITCHES = 500.0  # involuntary context switches per second per worker that signal contention
 _MAX_THREADS = 8
@@ -65,7 +67,7 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
     if served < _MIN_REQUESTS:
         new_processes, new_threads = processes, threads
         reason = (
-            f"peak {peak} of {room} busy in only {served} requests: too few to "
+            f"peak {peak} of {room} busy in only {counted(served, 'request')}: too few to "
             f"judge (it takes {_MIN_REQUESTS})"
         )
     elif need > capacity:
