@@ -71,6 +71,7 @@ from groupserver.stats.collect import merge_memory_rows
 from groupserver.stats.document import SiteStats
 from groupserver.stats.service import SmallService, http_answer, line_answer
 from groupserver.supervision import (
+    FAILING_AFTER,
     Child,
     GroupState,
     RepeatedErrors,
@@ -1322,7 +1323,13 @@ class Master:
         if child.role == "worker" and child.group in self.groups:
             state = self.groups[child.group]
             reason = child.reason or (
-                "reload" if self.stopping else "stopped" if stopped else "crash"
+                "reload"
+                if self.stopping
+                else "stopped"
+                if stopped
+                else "crash"
+                if child.ready
+                else "startup_failed"
             )
             if not self.stopping:
                 state.restarts[reason] += 1
@@ -1338,18 +1345,19 @@ class Master:
         else:
             state = self.groups.setdefault(child.group or "", GroupState())
             kind = state.preload_backoff if child.role == "preloader" else state.workers_backoff
+            rounds = kind.failures
             delay = kind.record_exit(died_at_start, now)
-            if kind.failing:
+            if kind.failures == FAILING_AFTER and rounds != kind.failures:  # once, as it begins
                 older = {
                     c.generation
                     for c in self._children("worker", child.group)
                     if c.ready and c.generation < self.generation
                 }
                 log.error(
-                    "group %s is failing: %d %ss in a row died at start-up%s",
+                    "group %s is failing: its %s died at start-up %d times in a row%s",
                     child.group,
+                    "workers" if child.role == "worker" else child.role,
                     kind.failures,
-                    child.role,
                     f"; generation {max(older)}'s workers keep serving it" if older else "",
                 )
         when = f"; replacing it in {delay:.1f}s" if delay else "; replacing it"

@@ -66,6 +66,7 @@ REASONS = (
     "startup_timeout",
     "control",
     "stopped",
+    "startup_failed",
 )
 REASON_CODES = {name: code for code, name in enumerate(REASONS)}
 

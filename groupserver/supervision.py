@@ -48,11 +48,15 @@ class Child:
 class StartBackoff:
     """Exponential back-off for a kind of process that keeps dying at start-up."""
 
-    failures: int = 0  # consecutive deaths at start-up
+    failures: int = 0  # rounds of starts in a row whose processes died at start-up
     next_spawn: float = 0.0  # monotonic time before which no new one starts
 
     def record_exit(self, died_at_start: bool, now: float) -> float:
-        """Note a death; returns the delay before the next start."""
+        """Note a death; returns the delay before the next start. A death at start-up while the
+        delay of the one before runs is of the same round (a group's workers start together and
+        die together): it neither counts again nor lengthens the delay (it doubled per worker)."""
+        if died_at_start and self.failures and now < self.next_spawn:
+            return self.next_spawn - now
         self.failures = self.failures + 1 if died_at_start else 0
         delay = backoff(self.failures)
         self.next_spawn = now + delay

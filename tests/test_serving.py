@@ -660,7 +660,8 @@ def test_a_reload_to_code_that_fails_to_import_keeps_the_old_workers_serving(mak
     server.send_signal(signal.SIGHUP)
     role = "preloader" if preload else "worker"
     server.wait_log(
-        f"group main is failing: 3 {role}s in a row died at start-up; "
+        f"group main is failing: its {role}{'s' if role == 'worker' else ''} died at start-up 3 "
+        "times in a row; "
         "generation 0's workers keep serving it",
         timeout=20,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -69,3 +70,29 @@ def test_a_reload_past_the_groups_limit_is_refused_and_the_site_keeps_serving(ma
     assert server.get_json("/still")["group"] == "main"
     assert server.stats()["groups"]["main"]["backlog"] == 0
     assert "unexpected error" not in server.log()
+
+
+def test_workers_dying_at_start_up_back_off_by_rounds_and_count_as_startup_failed(make_server):
+    """With two processes, each death doubled the back-off (2 s promised, 4 s waited); the group
+    was logged as failing at every further death; and the deaths counted as `crash`, which the
+    docs keep for workers that die after they were ready."""
+    server = make_server(
+        site_yaml(
+            {"main": {"processes": 1}, "broken": {"app": "no_such_module:app", "processes": 2}},
+            routes="- {prefix: /broken, group: broken}",
+        ),
+        wait_ready=False,
+    )
+    server.wait_log("group broken is failing: its workers died at start-up 3 times in a row")
+    wait_for(lambda: server.log().count("(group broken) died at start-up") >= 6, timeout=20)
+    log = server.log()
+    delays = [
+        float(d) for d in re.findall(r"\(group broken\) died at start-up .*in ([\d.]+)s", log)
+    ]
+    # two deaths a round: 0.5 1 2 for the first of each (the second gets what remains of it)
+    assert delays[0:6:2] == [0.5, 1.0, 2.0], delays
+    pairs = zip(delays[0:6:2], delays[1:6:2], strict=True)
+    assert all(second <= first for first, second in pairs), delays
+    assert log.count("group broken is failing") == 1
+    restarts = server.stats()["groups"]["broken"]["restarts"]
+    assert set(restarts) == {"startup_failed"} and restarts["startup_failed"] >= 6, restarts
