@@ -1315,7 +1315,7 @@ class Master:
         return lost
 
     def _on_exit(self, child: Child, status: int, lost: str = "") -> None:
-        how = describe_status(status) + lost
+        how = describe_status(status)
         planned = child.retiring or self.stopping
         # A ready process that exits 0 unasked was stopped by a TERM or INT sent to it (an
         # operator's `kill PID`): it drained like any retiring worker. Not a crash.
@@ -1335,7 +1335,7 @@ class Master:
                 state.restarts[reason] += 1
                 state.recent.append({"pid": child.pid, "reason": reason, "at": time.time()})
         if planned:
-            log.info("%s exited (%s)", child.describe(), how)
+            log.info("%s exited (%s)%s", child.describe(), how, lost)
             return
         now = time.monotonic()
         # Not the exit code: a ready worker's 3 (EXIT_APP_LOAD_FAILED) is the app's os._exit(3).
@@ -1360,7 +1360,7 @@ class Master:
                     kind.failures,
                     f"; generation {max(older)}'s workers keep serving it" if older else "",
                 )
-        when = f"; replacing it in {delay:.1f}s" if delay else "; replacing it"
+        when = lost + (f"; replacing it in {delay:.1f}s" if delay else "; replacing it")
         if stopped:
             log.warning(
                 "%s stopped, not by groupserver (a TERM or INT sent to it?)%s",

@@ -390,7 +390,7 @@ def test_pushed_past_upper_the_governor_kills_logs_and_counts_it(make_server):
     assert kill.use >= UPPER_B * 100 and kill.source == "budget" and kill.limit_mib == 200
     # killed in the request that held the memory, which the line names
     server.wait_log(
-        f"worker {kill.pid} (group {kill.group}) exited (killed by SIGKILL; 1 request in flight"
+        f"worker {kill.pid} (group {kill.group}) exited (killed by SIGKILL); 1 request in flight"
     )
     # The first round above upper only recycled (above upper every group gives one); the kill
     # came at least `mercy` (0.3 s) after it.

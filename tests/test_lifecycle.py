@@ -270,7 +270,7 @@ def test_memory_hard_limit_kills_at_once(make_server):
         "/alloc?mb=100&then_sleep=5 for "
     )
     wait_for(lambda: first not in _pids(server), timeout=10)
-    server.wait_log(f"worker {first} (group main) exited (killed by SIGKILL; 1 request in flight")
+    server.wait_log(f"worker {first} (group main) exited (killed by SIGKILL); 1 request in flight")
     assert server.get_json("/again")["pid"] != first
     assert "not by groupserver" not in server.log()
     assert server.stats()["groups"]["main"]["responses"]["failed"] == 1

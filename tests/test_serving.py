@@ -395,7 +395,8 @@ def test_a_ready_worker_whose_app_exits_with_3_is_a_crash_not_a_start_up_failure
     server = make_server(site_yaml({"main": {"processes": 1, "threads": 1}}))
     for n in range(1, 4):
         assert server.raw(b"GET /exit-process?code=3 HTTP/1.1\r\nHost: x\r\n\r\n", 10) == b""
-        server.wait_log("died unexpectedly (exit code 3); replacing it\n", count=n)
+        # in its request (too soon for the worker to have published which one)
+        server.wait_log("died unexpectedly (exit code 3); 1 request in flight", count=n)
         assert server.get_json(f"/after-{n}")["group"] == "main"
     assert "died at start-up" not in server.log()
     assert "is failing" not in server.log()
