@@ -391,6 +391,13 @@ def test_advise_keeps_a_group_that_served_too_few_requests_to_judge_and_says_why
     assert few["facts"]["requests"] == 3
     assert "in only 3 requests: too few to judge (it takes 100)" in few["text"]
     # With enough requests the headroom rule speaks, and says that nothing waited.
+    # A group swamped at queue_timeout served few, but shed many: that is judged (it was kept).
+    swamped = advise_group(
+        one_thread | {"requests_total": 4, "shed": {"queue_timeout": 41}, "backlog_max": 19}
+    )
+    assert swamped["suggest"] == {"processes": 1, "threads": 2}, swamped
+    assert "41 answered 503 at queue_timeout: add capacity" in swamped["text"]
+    assert swamped["facts"]["shed_queue_timeout"] == 41
     many = advise_group(one_thread | {"requests_total": 500})
     assert many["suggest"] == {"processes": 1, "threads": 2}
     assert (

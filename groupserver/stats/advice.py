@@ -44,8 +44,13 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
     uss = [w["uss_bytes"] for w in workers if w["uss_bytes"]]
     limit = min((w["concurrency"] for w in workers), default=threads)
     served = g["requests_total"]
+    # Answered 503 at queue_timeout after waiting for a thread: not served, but they are the
+    # clearest sign of too little capacity: with any, the group is judged however few it served
+    # (a swamped small group served too few, and was told to keep what it had).
+    shed = g.get("shed", {}).get("queue_timeout", 0)
     facts = {
         "requests": served,
+        "shed_queue_timeout": shed,
         "processes": running,
         "threads": threads,
         "peak_concurrency": peak,
@@ -59,12 +64,12 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
         "idle_connections_closed": g.get("idle_connections_closed", 0),
     }
     need = max(1, math.ceil(peak * _HEADROOM))
-    starved = g["backlog_max"] > 0 or queue_p90 > _QUEUE_P90
+    starved = g["backlog_max"] > 0 or queue_p90 > _QUEUE_P90 or shed > 0
     if starved:
         need = max(need, capacity + max(1, capacity // 2))
     limited = limit < threads
     contended = switches > _GIL_SWITCHES or threads > _MAX_THREADS or limited
-    if served < _MIN_REQUESTS:
+    if served < _MIN_REQUESTS and not shed:
         new_processes, new_threads = processes, threads
         reason = (
             f"peak {peak} of {room} busy in only {counted(served, 'request')}: too few to "
@@ -82,9 +87,10 @@ def advise_group(g: dict[str, Any]) -> dict[str, Any]:
             new_processes, new_threads = processes, math.ceil(need / processes)
             why = "threads are cheap here"
         if starved:
+            shed_text = f", {shed} answered 503 at queue_timeout" if shed else ""
             reason = (
                 f"peak {peak} of {room} busy, backlog max {g['backlog_max']}, "
-                f"queue p90 {queue_p90 * 1000:.1f} ms: add capacity; {why}"
+                f"queue p90 {queue_p90 * 1000:.1f} ms{shed_text}: add capacity; {why}"
             )
         else:
             reason = (
