@@ -519,11 +519,11 @@ class Master:
         """Change a group's wanted worker count by delta, never below one and never past the
         site's MAX_WORKERS; returns why it did not, or None."""
         state = self.groups[group]
-        wanted = self._wanted(group) + delta
+        wanted = self.wanted_processes(group) + delta
         if wanted < 1:
             log.info("%s: group %s already has one process", why, group)
             return f"group {group} already has one process"
-        others = sum(self._wanted(g) for g in self.config.groups if g != group)
+        others = sum(self.wanted_processes(g) for g in self.config.groups if g != group)
         if delta > 0 and wanted + others > MAX_WORKERS:
             problem = (
                 f"group {group} cannot grow to {wanted} processes: the site runs at most "
@@ -548,7 +548,12 @@ class Master:
             state.scaler.restart(time.monotonic())
         else:
             state.extra += delta
-        log.info("%s: group %s now wants %d processes", why, group, self._wanted(group))
+        log.info(
+            "%s: group %s now wants %s",
+            why,
+            group,
+            counted(self.wanted_processes(group), "process"),
+        )
         if delta < 0:
             workers = self._current_workers(group)
             for child in sorted(workers, key=lambda c: c.started, reverse=True)[:-delta]:
@@ -557,7 +562,7 @@ class Master:
 
     def set_processes(self, group: str, count: int) -> str | None:
         """Scale a group to count workers (ctl scale); returns why it did not, or None."""
-        return self.scale(group, count - self._wanted(group), "ctl scale")
+        return self.scale(group, count - self.wanted_processes(group), "ctl scale")
 
     def recycle_group(self, group: str) -> int:
         """Replace every worker of a group, each once its replacement is ready (ctl recycle)."""
@@ -590,7 +595,9 @@ class Master:
     def _current_workers(self, group: str) -> list[Child]:
         return [c for c in self._children("worker", group) if c.generation == self.generation]
 
-    def _wanted(self, group: str) -> int:
+    def wanted_processes(self, group: str) -> int:
+        """How many workers the group should have now: its processes, or an adaptive group's
+        current size, changed by `ctl scale` and TTIN/TTOU."""
         state = self.groups[group]
         base = state.target if state.scaler is not None else self.config.groups[group].processes
         return max(1, base + state.extra)
@@ -651,7 +658,8 @@ class Master:
         ):
             self.announced_ready = True
             summary = ", ".join(
-                f"{g} {self._wanted(g)}x{cfg.threads}" for g, cfg in self.config.groups.items()
+                f"{g} {self.wanted_processes(g)}x{cfg.threads}"
+                for g, cfg in self.config.groups.items()
             )
             log.info("ready: %s", summary)
             self.notifier.notify("READY=1", f"STATUS=serving {summary}", f"MAINPID={os.getpid()}")
@@ -762,7 +770,7 @@ class Master:
             if preloader is None and state.preload_backoff.due(now):
                 self._fork("preloader", group)
         have = self._current_workers(group)
-        missing = self._wanted(group) - len(have)
+        missing = self.wanted_processes(group) - len(have)
         if missing <= 0 or not state.workers_backoff.due(now):
             return
         if self.memory_pressure and have:
@@ -945,7 +953,7 @@ class Master:
     def _maybe_finish_reload(self, now: float) -> None:
         new = [c for c in self.children.values() if c.generation == self.generation]
         fronts = 0 if self.config.accepting_group else self.config.front.processes
-        wanted = fronts + sum(map(self._wanted, self.config.groups))
+        wanted = fronts + sum(map(self.wanted_processes, self.config.groups))
         if not all(c.ready for c in new) or len(new) < wanted:
             if self.reload_started is not None and now - self.reload_started > 60:
                 log.error("reload: the new generation is not ready after 60s; old workers stay")

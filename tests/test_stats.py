@@ -289,6 +289,7 @@ def test_ctl_scale_recycle_reload_and_stop(make_server):
     pids = {p.pid for p in server.processes_titled("(wsgi:main)")}
     assert server.cli("ctl", "scale", "main", "3").returncode == 0
     wait_for(lambda: len(server.processes_titled("(wsgi:main)")) == 3)
+    assert server.stats()["groups"]["main"]["processes_wanted"] == 3  # it kept the YAML's
     scaled = server.cli("ctl", "scale", "main", "1")
     assert (
         scaled.returncode == 0 and scaled.stdout.strip() == "group main: 1 process"

@@ -157,6 +157,7 @@ def group_document(
     recent: list[dict[str, Any]],
     urls: list[dict[str, Any]],
     failing: bool,
+    wanted: int,
 ) -> dict[str, Any]:
     """The stats of one group."""
     rps, utilisation = tracker.rate()
@@ -166,6 +167,7 @@ def group_document(
     return {
         "name": name,
         "processes": {"min": cfg.min_processes, "max": cfg.max_processes},
+        "processes_wanted": wanted,
         "threads_per_process": cfg.threads,
         "failing": failing,
         "requests_total": totals.requests,

@@ -91,6 +91,7 @@ class SiteStats:
                 list(state.recent),
                 memory_by_url(slots, master.config.stats.top_urls, state.memory_by_url),
                 master.group_failing(name),
+                master.wanted_processes(name),
             )
         return {
             "site": master.config.site,
