@@ -74,6 +74,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
+        if args.command in ("status", "advise", "ctl"):
+            return _client_despite(exc, args)
         print(exc, file=sys.stderr)
         return 2
     for warning in config.warnings:
@@ -83,8 +85,31 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "route":
         return _route(config, args.url, args.host, args.method)
     if args.command in ("status", "advise", "ctl"):
-        return _client(config, args)
+        from groupserver.control import control_socket_path
+
+        return _client(config.site, control_socket_path(config), args)
     return _serve(config, args.config)
+
+
+def _client_despite(problem: ConfigError, args: argparse.Namespace) -> int:
+    """status, advise and ctl for a site whose YAML does not validate now (an edit half done):
+    the running site is still there to look at, stop or scale; a reload would be refused."""
+    from groupserver.control import control_socket_of
+
+    located = (
+        None
+        if args.command == "ctl" and args.action == "reload"
+        else control_socket_of(args.config)
+    )
+    if located is None or not os.path.exists(located[1]):
+        print(problem, file=sys.stderr)
+        return 2
+    print(problem, file=sys.stderr)
+    print(
+        f"warning: {args.config} does not validate; asking the running site at {located[1]}",
+        file=sys.stderr,
+    )
+    return _client(*located, args)
 
 
 def _positive_seconds(text: str) -> float:
@@ -97,15 +122,13 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
-def _client(config: SiteConfig, args: argparse.Namespace) -> int:
+def _client(site: str, path: str, args: argparse.Namespace) -> int:
     import json
     import time
 
-    from groupserver.control import control_socket_path, send_command
+    from groupserver.control import send_command
     from groupserver.stats.advice import advise
     from groupserver.stats.view import render_table
-
-    path = control_socket_path(config)
 
     def ask(request: dict) -> dict:
         try:
@@ -157,7 +180,7 @@ def _client(config: SiteConfig, args: argparse.Namespace) -> int:
             time.sleep(args.interval)
     except (FileNotFoundError, ConnectionRefusedError):
         print(
-            f"groupserver {args.command}: site {config.site} is not running "
+            f"groupserver {args.command}: site {site} is not running "
             f"(nothing listens on its control socket {path})",
             file=sys.stderr,
         )

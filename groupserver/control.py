@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from groupserver.config import SiteConfig
+from groupserver.config.environ import expand_environment
 from groupserver.wording import counted
 
 if TYPE_CHECKING:
@@ -23,10 +28,44 @@ if TYPE_CHECKING:
 
 def control_socket_path(config: SiteConfig) -> str:
     """Where the master listens for control commands."""
-    base = os.path.dirname(os.path.abspath(config.source_path or "site.yaml"))
-    if config.control_socket:
-        return os.path.join(base, config.control_socket)  # relative: to the YAML's directory
-    return os.path.join(base, f".{config.site}.ctl")
+    return _socket_path(config.source_path or "site.yaml", config.site, config.control_socket)
+
+
+def _socket_path(yaml_path: str, site: str, control_socket: str | None) -> str:
+    base = os.path.dirname(os.path.abspath(yaml_path))
+    if control_socket:
+        return os.path.join(base, control_socket)  # relative: to the YAML's directory
+    return os.path.join(base, f".{site}.ctl")
+
+
+def control_socket_of(yaml_path: str) -> tuple[str, str] | None:
+    """(site, control socket) of the site in yaml_path from its `site` and `control_socket`
+    keys alone, for a file that no longer validates as a whole (an edit half done, with the
+    site still running); None when even those cannot be read."""
+    try:
+        text = Path(yaml_path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:  # a syntax error elsewhere: the two top-level lines, as written
+        data = {}
+        for key in _LOCATING_KEYS:
+            found = re.search(rf"^{key}:[ \t]*([^\s#]+)", text, re.M)
+            if found:
+                data[key] = found.group(1).strip("'\"")
+    if not isinstance(data, dict):
+        return None
+    wanted = {key: data[key] for key in _LOCATING_KEYS if key in data}
+    expanded, problems = expand_environment(wanted, os.environ)
+    site = expanded.get("site", SiteConfig.model_fields["site"].default)
+    control = expanded.get("control_socket")
+    if problems or not isinstance(site, str) or not isinstance(control, str | None):
+        return None
+    return site, _socket_path(yaml_path, site, control)
+
+
+_LOCATING_KEYS = ("site", "control_socket")
 
 
 class ControlCommands:

@@ -332,6 +332,26 @@ def test_ctl_scale_recycle_reload_and_stop(make_server):
     assert "site testsite is not running (nothing listens on its control socket" in after.stderr
 
 
+def test_status_advise_and_ctl_reach_a_site_whose_yaml_was_broken_by_an_edit(make_server):
+    """Halfway through an edit the YAML no longer validated, and status, advise and even
+    `ctl stop` refused to talk to the running site, which only needs the control socket."""
+    server = make_server(site_yaml({"main": {}}))
+    good = server.config.read_text()
+    server.config.write_text(good.replace("groups:", "groups:\n  bad: {app: x, threads: 0}"))
+    status = server.cli("status", "--once")
+    assert status.returncode == 0, status.stderr
+    assert "groups.bad.threads: must be >= 1 (got 0)" in status.stderr
+    assert "does not validate; asking the running site at" in status.stderr
+    assert re.search(r"^main ", status.stdout, re.M), status.stdout
+    reload = server.cli("ctl", "reload")  # would be refused: say so here
+    assert reload.returncode == 2 and "groups.bad.threads" in reload.stderr
+    server.config.write_text(good + "listen: [oops\n")  # a YAML syntax error
+    assert server.cli("advise").returncode == 0
+    stop = server.cli("ctl", "stop")
+    assert stop.returncode == 0, stop.stderr
+    assert server.proc.wait(20) == 0
+
+
 def test_queue_time_of_kept_alive_requests_counts_their_wait_for_the_thread(make_server):
     """4 keep-alive clients of a 50 ms app on one thread: each request waits for the other
     three, ~150 ms, and the queue latency says so (it drives `advise`). Counting only from when
