@@ -96,15 +96,12 @@ def _client_despite(problem: ConfigError, args: argparse.Namespace) -> int:
     the running site is still there to look at, stop or scale; a reload would be refused."""
     from groupserver.control import control_socket_of
 
-    located = (
-        None
-        if args.command == "ctl" and args.action == "reload"
-        else control_socket_of(args.config)
-    )
-    if located is None or not os.path.exists(located[1]):
-        print(problem, file=sys.stderr)
-        return 2
     print(problem, file=sys.stderr)
+    if args.command == "ctl" and args.action == "reload":
+        return 2
+    located = control_socket_of(args.config)
+    if located is None or not os.path.exists(located[1]):
+        return 2
     print(
         f"warning: {args.config} does not validate; asking the running site at {located[1]}",
         file=sys.stderr,
