@@ -121,7 +121,7 @@ class Master:
         self.plans: dict[str, GroupPlan] = {}  # per group, for self.config
         self.channels: dict[str, HandoffChannel] = {}
         self.retired_channels: list[HandoffChannel] = []
-        self.stranded: dict[str, Handoff] = {}  # one per retired channel: its target was full
+        self.stranded: dict[HandoffChannel, Handoff] = {}  # per retired channel: target was full
         self.groups: dict[str, GroupState] = {}
         self.group_indices: dict[str, int] = {}
         self.front_totals = Slot()
@@ -712,7 +712,7 @@ class Master:
         if target is None:
             return True
         while True:
-            handoff = self.stranded.pop(channel.group, None) or channel.receive()
+            handoff = self.stranded.pop(channel, None) or channel.receive()
             if handoff is None:
                 return True
             try:
@@ -726,7 +726,7 @@ class Master:
                     local=handoff.local,
                 )
             except ChannelFull:
-                self.stranded[channel.group] = handoff  # the next round tries again
+                self.stranded[channel] = handoff  # the next round tries again
                 return False
             except OSError as exc:
                 log.error("cannot move a connection of removed group %s: %s", channel.group, exc)
