@@ -183,6 +183,7 @@ class WorkerWatch:
             if response is None or not response.head_sent:
                 if response is not None:
                     response.head_sent = True  # the app can no longer start its own response
+                self.slot.answered_busy += 1  # if the worker dies now, this one had its answer
                 record.answered = 504  # first: the request's thread may end any moment now
                 try:
                     record.conn.sock.sendall(error_response(504))

@@ -1313,7 +1313,8 @@ class Master:
         elif child.group in self.groups:
             state = self.groups[child.group]
             accumulate(state.totals, slot)
-            state.totals.status[0] += slot.busy  # requests it died in: no status was sent
+            # the requests it died in got no status (but those the watchdog answered with a 504)
+            state.totals.status[0] += max(0, slot.busy - slot.answered_busy)
             merge_memory_rows(state.memory_by_url, slot)
             if len(state.memory_by_url) > 1000:  # keep the biggest paths only
                 biggest = sorted(state.memory_by_url.items(), key=lambda kv: -kv[1][2])[:500]

@@ -102,6 +102,7 @@ class Slot(ctypes.Structure):
         ("reason", ctypes.c_uint8),  # why it is retiring / was recycled (REASONS)
         ("threads", ctypes.c_uint16),
         ("busy", ctypes.c_uint16),
+        ("answered_busy", ctypes.c_uint16),  # of busy: answered by the watchdog (504) already
         ("peak_busy", ctypes.c_uint16),  # most threads busy at once
         ("concurrency", ctypes.c_uint16),  # requests it may run at once now (concurrency)
         ("conns", ctypes.c_uint32),  # connections the worker holds (in flight + idle keep-alive)

@@ -847,6 +847,8 @@ class WorkerServer:
             slot.status[min(outcome.status // 100, 5)] += 1
             if self.access_log.enabled:
                 self.access_log.write(head, outcome, elapsed)
+        elif slot.answered_busy:
+            slot.answered_busy -= 1
         conn.queue_start_us = 0
         if self.max_requests and slot.requests >= self.max_requests and not self.retire_requested:
             log.info(

@@ -170,6 +170,9 @@ def test_request_timeout_answers_504_logs_the_stack_and_recycles_the_worker(make
     assert server.stats()["groups"]["main"]["responses"]["5xx"] == 1
     wait_for(lambda: first not in _pids(server), timeout=10)  # killed after graceful_timeout
     assert server.get_json("/after")["pid"] != first
+    # killed in that request, which had its answer: a 504, not also a "failed" one
+    responses = server.stats()["groups"]["main"]["responses"]
+    assert (responses["5xx"], responses["failed"]) == (1, 0), responses
 
 
 def test_a_worker_stuck_holding_the_gil_is_killed_after_request_timeout(make_server):
