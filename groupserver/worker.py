@@ -847,8 +847,6 @@ class WorkerServer:
             slot.status[min(outcome.status // 100, 5)] += 1
             if self.access_log.enabled:
                 self.access_log.write(head, outcome, elapsed)
-        elif slot.answered_busy:
-            slot.answered_busy -= 1
         conn.queue_start_us = 0
         if self.max_requests and slot.requests >= self.max_requests and not self.retire_requested:
             log.info(
@@ -861,6 +859,8 @@ class WorkerServer:
             )
             self.retire("max_requests", now_flag=False)
         if record.timed_out:
+            if record.answered and slot.answered_busy:
+                slot.answered_busy -= 1  # it had its 504, and is not running any more
             return False
         return outcome.keep_alive
 
