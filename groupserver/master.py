@@ -571,7 +571,7 @@ class Master:
             child.retiring = True
             child.awaiting_replacement = True
             child.reason = "control"
-        log.info("ctl recycle: group %s, %d workers", group, len(workers))
+        log.info("ctl recycle: group %s, %s", group, counted(len(workers), "worker"))
         return len(workers)
 
     def handle_usr1(self) -> None:
@@ -813,7 +813,9 @@ class Master:
         key = self.next_key
         self.next_key -= 1
         self._watch_status(status_r)
-        self.children[key] = Child(key, "worker", group, self.generation, status_r, slot)
+        child = Child(key, "worker", group, self.generation, status_r, slot)
+        child.asked_of = preloader.pid
+        self.children[key] = child
 
     def _autoscale(self, group: str, state: GroupState, now: float) -> None:
         assert state.scaler is not None
@@ -1192,15 +1194,28 @@ class Master:
         if not data:
             self._close_status(child)
             if child.pid < 0:
-                # Asked of a preloader that died before it forked the worker (the request, with
-                # this pipe's other end, died with it): no worker will come. It stayed forever,
-                # one worker short, and a stop waited for it without end.
-                self._forget_child(child, 1 << 8)
+                self._spawn_lost(child)
             return
         child.pending += data
         *lines, child.pending = child.pending.split(b"\n")
         for line in lines:
             self._on_status(child, line.decode("ascii", "replace").split())
+
+    def _spawn_lost(self, child: Child) -> None:
+        """A worker asked of a preloader will not come: the status pipe closed before it said
+        its pid (its placeholder stayed forever, one worker short, and a stop waited for it
+        without end). When the preloader died with the request, the next one is asked, and no
+        start failed; when it lives, its fork failed: a failed start, with its back-off."""
+        asked = self.children.get(child.asked_of)
+        if asked is not None and not _exited(asked.pid):
+            self._forget_child(child, 1 << 8)
+            return
+        self.children.pop(child.pid, None)
+        self._fold(child)
+        log.warning(
+            "group %s: its preloader died before it forked a worker asked of it; asking the next",
+            child.group,
+        )
 
     def _close_status(self, child: Child) -> None:
         if child.status_fd >= 0:
@@ -1394,6 +1409,15 @@ class Master:
             or state.preload_backoff.failing
             or self.fork_backoff.failing
         )
+
+
+def _exited(pid: int) -> bool:
+    """Whether a child of ours has ended: gone, or a zombie not reaped yet."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _version() -> str:

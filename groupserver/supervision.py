@@ -38,6 +38,7 @@ class Child:
     stuck: bool = False  # its watch loop stopped (see Master._check_responsive)
     pending: bytes = b""
     control: socket.socket | None = None  # preloader: where spawn requests go
+    asked_of: int = 0  # a preloaded worker not forked yet: the pid of the preloader asked
 
     def describe(self) -> str:
         """e.g. 'worker 1234 (group admin)'."""

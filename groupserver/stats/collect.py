@@ -161,8 +161,11 @@ def group_document(
 ) -> dict[str, Any]:
     """The stats of one group."""
     rps, utilisation = tracker.rate()
-    busy = sum(w["busy_threads"] for w in workers if w["state"] != "retiring")
-    threads = sum(w["threads"] for w in workers if w["state"] == "ready")
+    # Busy: every request running, on a retiring worker too. Idle: the free threads of the
+    # workers that take work.
+    busy = sum(w["busy_threads"] for w in workers)
+    ready = [w for w in workers if w["state"] == "ready"]
+    idle = sum(w["threads"] - w["busy_threads"] for w in ready)
     app_hist, queue_hist = list(totals.app_hist), list(totals.queue_hist)
     return {
         "name": name,
@@ -194,7 +197,7 @@ def group_document(
         },
         "bucket_bounds_seconds": list(BUCKETS),
         "busy_threads": busy,
-        "idle_threads": max(0, threads - busy),
+        "idle_threads": max(0, idle),
         "capacity_utilisation": utilisation,
         "concurrency": {
             "peak": max(
