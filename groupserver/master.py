@@ -115,6 +115,7 @@ class Master:
         self.children: dict[int, Child] = {}
         self.listeners: list[socket.socket] = []
         self.listeners_inherited = False  # passed by systemd (LISTEN_FDS): their files stay
+        self.listeners_shut = False  # a graceful stop refuses new connections (see _maintain_stop)
         # The TCP ones, for backlog() 4 times a second: socket.family builds an enum member on
         # every call, code and objects that a forked worker would otherwise pay for.
         self.tcp_listeners: list[socket.socket] = []
@@ -935,6 +936,8 @@ class Master:
         return max(0, handed - taken)
 
     def _maintain_stop(self, now: float) -> None:
+        if self.stopping == "graceful" and not self.listeners_shut:
+            self._refuse_new_connections()
         if self.stopping == "graceful" and not self._children("front"):
             # Every worker not told to stop yet, including one that asked to retire and still
             # waits for a replacement that will never come now.
@@ -951,6 +954,30 @@ class Master:
             for child in self.children.values():
                 if child.kill_at is None:
                     child.kill_at = now
+
+    def _refuse_new_connections(self) -> None:
+        """Once the front is gone (or the accepting group's workers took the last of the listen
+        queue), shut the listeners down: a connection that comes now is refused at once,
+        instead of waiting in the queue, unanswered, to be reset when the master exits. Sockets
+        systemd passed stay open: there, it waits for the next start."""
+        accepting = self.config.accepting_group
+        if accepting is None:
+            if self._children("front"):
+                return
+        elif any(
+            c.role == "worker" and c.group == accepting and c.pid > 0 and not c.accepting_done
+            for c in self.children.values()
+        ):
+            return
+        self.listeners_shut = True
+        if self.listeners_inherited:
+            return
+        for sock in self.listeners:
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        log.info("graceful stop: new connections are refused from now on")
 
     def _maybe_finish_reload(self, now: float) -> None:
         new = [c for c in self.children.values() if c.generation == self.generation]
@@ -1229,6 +1256,8 @@ class Master:
     def _on_status(self, child: Child, words: list[str]) -> None:
         if len(words) == 2 and words[0] == "pid" and words[1].isdigit():
             self._learn_pid(child, int(words[1]))
+        elif words == ["accepting", "done"]:
+            child.accepting_done = True
         elif words == ["ready"]:
             child.ready = True
             if child.role == "front":

@@ -39,6 +39,7 @@ class Child:
     pending: bytes = b""
     control: socket.socket | None = None  # preloader: where spawn requests go
     asked_of: int = 0  # a preloaded worker not forked yet: the pid of the preloader asked
+    accepting_done: bool = False  # a stopping worker took the last of the listen queue
 
     def describe(self) -> str:
         """e.g. 'worker 1234 (group admin)'."""

@@ -1136,6 +1136,7 @@ class WorkerServer:
         elif self.listeners:
             self._accept_the_rest()
             self._stop_accepting()
+            self.report("accepting done")  # the master can refuse new connections now
         # pop(fd, None): the leader's sweep may take an expired one at the same time
         idle = [c for c in (self.parked.pop(fd, None) for fd in list(self.parked)) if c is not None]
         for conn in idle:

@@ -565,6 +565,27 @@ def test_term_serves_the_requests_waiting_to_be_accepted(make_server, accept):
     assert server.proc.wait(20) == 0
 
 
+@pytest.mark.parametrize("accept", ["main", "front"])
+def test_during_a_graceful_stop_new_connections_are_refused_at_once(make_server, accept):
+    """A connection made after the TERM used to be taken into the listen queue and wait,
+    unanswered, until the master exited and reset it (up to graceful_timeout)."""
+    server = make_server(
+        site_yaml({"main": {"processes": 1, "threads": 2}}, extra=f"front: {{accept: {accept}}}")
+    )
+    slow = socket.create_connection((server.host, server.port), timeout=20)
+    slow.sendall(b"GET /sleep?s=3 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    server.proc.send_signal(signal.SIGTERM)
+    server.wait_log("graceful stop: new connections are refused from now on")
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((server.host, server.port), timeout=5)
+    assert time.monotonic() - started < 1
+    assert read_until_closed(slow).startswith(b"HTTP/1.1 200 OK")  # in flight: it finishes
+    slow.close()
+    assert server.proc.wait(20) == 0
+
+
 def test_a_missing_chdir_is_named_in_one_log_line_without_a_traceback(make_server, tmp_path):
     missing = tmp_path / "no-such-dir"
     server = make_server(
