@@ -1,8 +1,10 @@
-"""Trusting a reverse proxy's view of the client: X-Forwarded-For/-Proto and Forwarded (workers).
+"""Trusting a reverse proxy's view of the client: X-Forwarded-For/-Proto or Forwarded (workers).
 
 Only when the connection comes from an address in `forwarded_allow_ips` do these headers set
 REMOTE_ADDR and wsgi.url_scheme; from anyone else they are left as plain HTTP_* keys, so a client
-cannot claim another address or HTTPS.
+cannot claim another address or HTTPS. Only the family the proxy sets (`forwarded_headers`) is
+read: a proxy passes the other one on as the client wrote it. A client named by them must be an
+IP address, or REMOTE_ADDR stays the proxy's.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ _FORWARDING_KEYS = {
 class TrustedProxies:
     """The peers whose forwarding headers are believed."""
 
-    def __init__(self, entries: list[str]) -> None:
+    def __init__(self, entries: list[str], family: str = "x-forwarded") -> None:
+        self.rfc7239 = family == "forwarded"  # Forwarded; else X-Forwarded-For and -Proto
         self.any = "*" in entries
         self.networks: list[Network] = [
             ipaddress.ip_network(e, strict=False) for e in entries if e != "*"
@@ -43,13 +46,12 @@ class TrustedProxies:
 
     def apply(self, env: dict[str, Any]) -> None:
         """Rewrite REMOTE_ADDR and wsgi.url_scheme from a trusted proxy's headers."""
-        forwarded = env.get("HTTP_FORWARDED")
-        if forwarded:
-            client, proto = self._from_forwarded(forwarded)
+        if self.rfc7239:
+            client, proto = self._from_forwarded(env.get("HTTP_FORWARDED", ""))
         else:
             client = self._client_from_xff(env.get("HTTP_X_FORWARDED_FOR", ""))
             proto = env.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower() or None
-        if client:
+        if client and _is_address(client):  # not "<script>", "unknown" or a forged log field
             env["REMOTE_ADDR"] = client
             env["REMOTE_PORT"] = ""
         if proto in ("http", "https"):
@@ -95,6 +97,14 @@ class TrustedProxies:
         client = _node(chosen.get("for", "")) or None
         proto = chosen.get("proto", "").lower() or None
         return client, proto
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _node(value: str) -> str:

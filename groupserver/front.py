@@ -94,7 +94,7 @@ class FrontServer:
             if address.proxy_protocol
         }
         self.access_log = AccessLog.open(site.access_log, FRONT)  # for the requests refused here
-        self.proxies = TrustedProxies(site.forwarded_allow_ips)
+        self.proxies = TrustedProxies(site.forwarded_allow_ips, site.forwarded_headers)
         self.accepting = False
         self.accept_paused_until = 0.0  # accept failed for want of descriptors or memory
         self.stopping = False

@@ -181,7 +181,7 @@ class GroupPlan:
                 for r in site.routes
             ],
             LifecyclePolicy.for_group(config),
-            TrustedProxies(site.forwarded_allow_ips),
+            TrustedProxies(site.forwarded_allow_ips, site.forwarded_headers),
         )
 
 

@@ -27,8 +27,21 @@ def test_forwarded_headers_are_believed_only_from_trusted_peers(make_server):
     trusted = make_server(site_yaml({"main": {}}, extra="forwarded_allow_ips: ['127.0.0.0/8']"))
     seen = _echo(trusted, {"X-Forwarded-For": "203.0.113.9, 127.0.0.1"})
     assert seen["remote_addr"] == "203.0.113.9"
-    seen = _echo(trusted, {"Forwarded": 'for="[2001:db8::7]:4711";proto=https'})
+    # the client's own Forwarded (a proxy passes it on) was believed over the proxy's XFF
+    spoofed = {"X-Forwarded-For": "203.0.113.9", "Forwarded": "for=6.6.6.6;proto=http"}
+    assert _echo(trusted, spoofed)["remote_addr"] == "203.0.113.9"
+    # a client that is not an address does not become REMOTE_ADDR (nor the access log's field)
+    assert _echo(trusted, {"X-Forwarded-For": "<script>"})["remote_addr"] == "127.0.0.1"
+    rfc7239 = make_server(
+        site_yaml(
+            {"main": {}},
+            extra="forwarded_allow_ips: ['127.0.0.0/8']\nforwarded_headers: forwarded",
+        )
+    )
+    seen = _echo(rfc7239, {"Forwarded": 'for="[2001:db8::7]:4711";proto=https'})
     assert seen["remote_addr"] == "2001:db8::7"
+    assert _echo(rfc7239, {"X-Forwarded-For": "203.0.113.9"})["remote_addr"] == "127.0.0.1"
+    assert _echo(rfc7239, {"Forwarded": 'for="1.2.3.4 evil"'})["remote_addr"] == "127.0.0.1"
     untrusted = make_server(site_yaml({"main": {}}, extra="forwarded_allow_ips: ['10.0.0.0/8']"))
     seen = _echo(untrusted, {"X-Forwarded-For": "203.0.113.9"})
     assert seen["remote_addr"] == "127.0.0.1"

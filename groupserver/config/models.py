@@ -707,8 +707,14 @@ class SiteConfig(BaseModel):
         list[Annotated[str, AfterValidator(_proxy_entry)]], BeforeValidator(_one_or_many)
     ] = Field(
         default_factory=lambda: ["127.0.0.1", "::1"],
-        description="peers (addresses or CIDRs, '*' for any) whose X-Forwarded-For, "
-        "X-Forwarded-Proto and Forwarded headers set REMOTE_ADDR and wsgi.url_scheme",
+        description="peers (addresses or CIDRs, '*' for any) whose forwarding headers "
+        "(forwarded_headers) set REMOTE_ADDR and wsgi.url_scheme",
+    )
+    forwarded_headers: Literal["x-forwarded", "forwarded"] = Field(
+        "x-forwarded",
+        description="the headers the proxy sets, the only ones read: 'x-forwarded' "
+        "(X-Forwarded-For and X-Forwarded-Proto: nginx, HAProxy, most balancers) or "
+        "'forwarded' (RFC 7239); the proxy passes the other kind on as the client wrote it",
     )
     umask: Annotated[
         StrictInt | None,
