@@ -782,6 +782,9 @@ class WorkerServer:
                 self._park(conn)
                 return
             conn.queue_start_us = now_us()
+            # The next head (or its start) came with this request: its head_timeout counts from
+            # now, not from this one's arrival (a request longer than head_timeout got a 408).
+            conn.last_active = time.monotonic()
 
     def _on_bug(self, conn: Connection, answering: bool) -> None:
         """A bug of ours while serving conn (the app's own errors never get here): the client

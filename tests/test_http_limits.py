@@ -285,6 +285,19 @@ def test_head_timeout_slowloris_gets_408_then_close(server, mode, trickle):
     assert HEAD_TIMEOUT * 0.9 <= took <= HEAD_TIMEOUT + 2, took
 
 
+def test_a_next_head_that_came_with_a_long_request_gets_its_own_head_timeout(server):
+    """The start of a pipelined head came with a request that took longer than head_timeout:
+    its clock started at the earlier request's arrival, so it got a 408 at once when the rest
+    came 0.1 s later."""
+    with RawClient(server) as client:
+        nxt = get("/after")
+        client.send(get(f"/sleep?s={HEAD_TIMEOUT * 1.5}") + nxt[:20])
+        assert client.read_reply().status == 200
+        time.sleep(0.1)
+        client.send(nxt[20:])
+        assert client.read_reply().status == 200
+
+
 def test_silent_connection_is_closed_after_head_timeout_without_a_reply(server):
     with RawClient(server) as client:
         took = client.wait_closed(HEAD_TIMEOUT + 2.5)
