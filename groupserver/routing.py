@@ -121,6 +121,24 @@ def _first_allowed(
     return None
 
 
+
+def normalized_path(path: str) -> str:
+    """path with repeated slashes merged and "." and ".." segments resolved, never above "/",
+    as Apache (mod_wsgi) and nginx do before they match a location: "//admin" and
+    "/x/../admin" are "/admin". A trailing slash stays."""
+    parts = path.split("/")
+    kept: list[str] = []
+    for part in parts[1:]:
+        if part == "..":
+            if kept:
+                kept.pop()
+        elif part and part != ".":
+            kept.append(part)
+    result = "/" + "/".join(kept)
+    if kept and parts[-1] in ("", ".", ".."):
+        result += "/"
+    return result
+
 class Router:
     """Maps (path, host, method) to a RouteMatch, first matching route in config order."""
 
@@ -164,6 +182,8 @@ class Router:
         self, path: str, host: str | None = None, method: str = "GET"
     ) -> RouteMatch | None:
         """Return where the request goes: the first route that matches, else the default group."""
+        if "//" in path or "/." in path:
+            path = normalized_path(path)  # //admin, /x/../admin: as Apache and nginx match them
         best = None
         limit = len(self.routes)
         entries = self._exact.get(path)

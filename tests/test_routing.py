@@ -33,6 +33,7 @@ def where(router: Router, path: str, host: str | None = None, method: str = "GET
 
 def reference_route_for(routes, default_group, path, host=None, method="GET"):
     """Linear scan written from the documented rules, independent of Router's indexes."""
+    path = _reference_normalized(path)
     name = (host or "").lower()
     name = name[: name.find("]") + 1] if name.startswith("[") else name.split(":")[0].rstrip(".")
     for index, r in enumerate(routes):
@@ -66,7 +67,45 @@ def reference_route_for(routes, default_group, path, host=None, method="GET"):
     return RouteMatch(None, default_group, "default", {}, "", path)
 
 
+def _reference_normalized(path: str) -> str:
+    """Slashes merged, then "." and ".." resolved one at a time (never above the root)."""
+    if not path.startswith("/"):
+        return path
+    trailing = re.search(r"/(\.\.?)?$", path) is not None and re.sub("[/.]", "", path) != ""
+    path = re.sub("/+", "/", path)
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            segments = segments[:-1]
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return "/" + "/".join(segments) + ("/" if trailing and segments else "")
+
+
 # --- behaviour -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("//admin/x", "/admin/x"),
+        ("/x/../admin/x", "/admin/x"),
+        ("/./admin/x", "/admin/x"),
+        ("/admin/./x", "/admin/x"),
+        ("/../admin/", "/admin/"),
+        ("/admin//", "/admin/"),
+        ("/a/b/..", "/a/"),
+        ("/.well-known/x", "/.well-known/x"),
+        ("/", "/"),
+    ],
+)
+def test_routing_merges_slashes_and_resolves_dot_segments_as_apache_and_nginx(path, expected):
+    """"//admin" and "/x/../admin" went to the default group (and past /admin's own limits)."""
+    router = Router([route(prefix="/admin", group="admin", mount=True)], "main")
+    match = router.route_for(path)
+    assert match.script_name + match.path_info == expected
+    assert match.group == ("admin" if expected.startswith("/admin") else "main")
+    assert _reference_normalized(path) == expected
 
 
 def test_first_matching_route_wins_across_kinds():

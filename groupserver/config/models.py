@@ -521,7 +521,9 @@ class RouteConfig(BaseModel):
     `host` and `methods` narrow a route further. `mount: true` (prefix routes only) serves the
     application under the prefix: the prefix without its trailing `/` becomes SCRIPT_NAME and
     the rest PATH_INFO; a mounted route matches the prefix itself and paths below it
-    (`/admin`, `/admin/...`), never `/adminx`. Paths are matched after percent-decoding.
+    (`/admin`, `/admin/...`), never `/adminx`. Paths are matched after percent-decoding, with
+    repeated slashes merged and `.` and `..` segments resolved, as Apache and NGINX match them
+    (`//admin` and `/x/../admin` are `/admin`, never above `/`); the application gets that path.
     """
 
     model_config = ConfigDict(extra="forbid")
