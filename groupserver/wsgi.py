@@ -806,8 +806,15 @@ def run_app(
                     response.write(chunk)
         response.finish()
     except (ConnectionError, TimeoutError, BlockingIOError) as exc:
-        # BlockingIOError: SO_SNDTIMEO, the client stopped reading for write_timeout
-        log.debug("client went away during %s %s: %r", head.method, head.target, exc)
+        if isinstance(exc, ConnectionError):
+            log.debug("client went away during %s %s: %r", head.method, head.target, exc)
+        else:  # SO_SNDTIMEO / SO_RCVTIMEO ran out: our decision, which a slow-client attack shows
+            log.info(
+                "dropped a client that stopped reading or sending for write_timeout or "
+                "body_timeout, during %s %s",
+                head.method,
+                head.target,
+            )
         return RequestOutcome(response.status_code or 499, response.sent, False, remote)
     except HttpError as exc:
         # raised from wsgi.input: a malformed or oversized body

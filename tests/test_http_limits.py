@@ -396,6 +396,9 @@ def test_write_timeout_is_not_logged_as_an_application_error(server):
         reply = exchange(server, get("/single/after-not-an-app-error"), timeout=10)
         assert reply is not None and reply.status == 200  # so the big response was given up
     assert log_lines(server, "ERROR", "not-an-app-error") == []
+    # it said "client went away" with a raw EAGAIN, at debug level: a slow-reader attack hid
+    line = "dropped a client that stopped reading or sending for write_timeout or body_timeout"
+    wait_for(lambda: log_lines(server, "INFO", f"{line}, during GET /single/big?not-an"), 5)
 
 
 # -- connections ------------------------------------------------------------------------------
