@@ -281,6 +281,10 @@ REJECTIONS = [
     ("host_ipv6_unclosed", b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
     ("host_ipv6_unbracketed", b"GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", 400),
     ("host_bracket_inside", b"GET / HTTP/1.1\r\nHost: a[1]\r\n\r\n", 400),
+    # an IP-literal holds an IPv6 address (or IPvFuture): these were accepted
+    ("host_ip_literal_not_hex", b"GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n", 400),
+    ("host_ip_literal_a_name", b"GET / HTTP/1.1\r\nHost: [api.example.com]\r\n\r\n", 400),
+    ("target_ip_literal_a_name", b"GET http://[example.com]/x HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("target_absolute_ipv6_unclosed", b"GET http://[::1/x HTTP/1.1\r\n" + H + b"\r\n", 400),
     # Content-Length
     ("cl_and_te", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\n"
