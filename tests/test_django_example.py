@@ -154,6 +154,7 @@ def test_admin_login_article_on_volume_export_memory_and_recycling(django_site):
     assert headers["Content-Type"] == "text/css" and "X-Group" not in headers
     shipped = Path(django.__file__).parent / "contrib/admin/static" / css.group(1).decode()[8:]
     assert stylesheet == shipped.read_bytes()
+    # a traversal never reaches the static group: routing resolves ".." first (Django's 404)
     assert browser.request("GET", "/static/../mysite/settings.py")[0] == 404
     target = browser.submit(login, {"username": USERNAME, "password": PASSWORD, "next": "/admin/"})
     assert target == "/admin/" and "sessionid" in browser.cookies
@@ -225,7 +226,7 @@ def test_admin_login_article_on_volume_export_memory_and_recycling(django_site):
             assert size - uss(before, group)[pid] < quarter, (group, pid, size)
         assert not after["groups"][group]["restarts"]
     assert workers(after, "admin")[0]["pid"] == second_admin
-    assert after["groups"]["static"]["requests_total"] >= 2  # the stylesheet and the refusal
+    assert after["groups"]["static"]["requests_total"] >= 1  # the stylesheet
 
     # More admin requests: the second worker reaches max_requests too and is replaced.
     for _ in range(ADMIN_MAX_REQUESTS):
