@@ -79,21 +79,20 @@ class AccessLog:
         """Write one line for a served request."""
         if self.stream is None:
             return
-        request = f"{head.method} {head.target} {head.version}"
         remote, status, sent = outcome.remote_addr, outcome.status, outcome.sent
-        self._write(remote, request, status, sent, head.headers, seconds)
+        self._write(remote, _request_line(head), status, sent, head.headers, seconds)
 
-    def write_refused(
+    def write_error(
         self, remote: str, request: RequestHead | bytes | bytearray, status: int, seconds: float
     ) -> None:
-        """Write one line for a request the server answered with an error before any app saw it:
-        its head when it was parsed (a 404 for no route), else the bytes that came, of which the
-        request line shows as far as it came (a 400, 408, 414, 431 or 505)."""
+        """Write one line for an error response the server gave instead of an app: to a parsed
+        request (a 404 for no route, a 503 at queue_timeout, a 504 at request_timeout), or to
+        the bytes that came, whose request line shows as far as it came (400, 408, 414, 431,
+        505)."""
         if self.stream is None:
             return
         if isinstance(request, RequestHead):
-            line = f"{request.method} {request.target} {request.version}"
-            headers = request.headers
+            line, headers = _request_line(request), request.headers
         else:
             line, headers = refused_request_line(request), []
         self._write(remote, line, status, error_body_size(status), headers, seconds)
@@ -165,6 +164,10 @@ def refused_request_line(data: bytes | bytearray) -> str:
     cut = len(line) > _REQUEST_LINE_SHOWN
     text = "".join(chr(b) if b in _PRINTABLE else f"\\x{b:02x}" for b in line[:_REQUEST_LINE_SHOWN])
     return text + "..." if cut else text
+
+
+def _request_line(head: RequestHead) -> str:
+    return f"{head.method} {head.target} {head.version}"
 
 
 def _quote(text: str) -> str:

@@ -313,7 +313,7 @@ class FrontServer:
             if head is not None:
                 remote = self.proxies.client_address(remote, head.headers)
             seconds = time.monotonic() - pending.started
-            self.access_log.write_refused(remote, head or pending.buf, status, seconds)
+            self.access_log.write_error(remote, head or pending.buf, status, seconds)
 
     def _hand_off(self, pending: _Pending, group: str) -> None:
         queue = self.queued[group]

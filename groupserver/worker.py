@@ -43,7 +43,7 @@ from groupserver.config.limits import SiteLimits, effective_limits
 from groupserver.forwarded import TrustedProxies
 from groupserver.handoff import FLAG_NEEDS_HEAD, MAX_DATA, ChannelFull, HandoffChannel, now_us
 from groupserver.http.parser import LIMIT_STATUSES, HttpError, Limits, RequestHead, parse_head
-from groupserver.http.response import error_body_size, error_response
+from groupserver.http.response import error_response
 from groupserver.identity import IdentityError, drop_privileges
 from groupserver.lifecycle import InFlight, LifecyclePolicy, WorkerWatch
 from groupserver.memory import memory_brought_in, thread_usage
@@ -60,7 +60,6 @@ from groupserver.scoreboard import (
 from groupserver.wsgi import (
     Connection,
     FileWrapper,
-    RequestOutcome,
     base_environ_for,
     client_address,
     run_app,
@@ -872,10 +871,7 @@ class WorkerServer:
         request with instead of the app (503 at queue_timeout, 504 at request_timeout)."""
         self.slot.status[min(status // 100, 5)] += 1
         if self.access_log.enabled:
-            outcome = RequestOutcome(
-                status, error_body_size(status), False, client_address(conn, head)
-            )
-            self.access_log.write(head, outcome, seconds)
+            self.access_log.write_error(client_address(conn, head), head, status, seconds)
 
     def _note_growth(self, path: str, growth: int) -> None:
         """Attribute RSS growth across a request to its path (bounded table)."""
@@ -1015,11 +1011,12 @@ class WorkerServer:
         except OSError:
             pass
         if self.access_log.enabled:
-            remote = conn.base_environ["REMOTE_ADDR"]
-            if head is not None and conn.proxies is not None:
-                remote = conn.proxies.client_address(remote, head.headers)
+            if head is None:
+                remote, request = conn.base_environ["REMOTE_ADDR"], conn.buf
+            else:
+                remote, request = client_address(conn, head), head
             waited = now_us() - conn.queue_start_us if conn.queue_start_us else 0
-            self.access_log.write_refused(remote, head or conn.buf, status, max(0, waited) / 1e6)
+            self.access_log.write_error(remote, request, status, max(0, waited) / 1e6)
         self._close(conn)
 
     def _pass_on(self, conn: Connection, group: str, flags: int = 0) -> None:
