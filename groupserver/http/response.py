@@ -59,9 +59,13 @@ def reason_phrase(code: int) -> str:
         return "Unknown"
 
 
+def _error_body(status: int) -> bytes:
+    return (reason_phrase(status) + "\n").encode("ascii")
+
+
 def error_body_size(status: int) -> int:
     """The body bytes of error_response(status), for the access log."""
-    return len(reason_phrase(status)) + 1
+    return len(_error_body(status))
 
 
 def error_response(
@@ -75,10 +79,9 @@ def error_response(
         cached = _cache.get((status, close))
         if cached is not None:
             return cached
-    reason = reason_phrase(status)
-    body = (reason + "\n").encode("ascii")
+    body = _error_body(status)
     lines = [
-        f"HTTP/1.1 {status} {reason}",
+        f"HTTP/1.1 {status} {reason_phrase(status)}",
         "Content-Type: text/plain; charset=utf-8",
         f"Content-Length: {len(body)}",
     ]
