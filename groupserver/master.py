@@ -1237,12 +1237,11 @@ class Master:
         if asked is not None and not _exited(asked.pid):
             self._forget_child(child, 1 << 8)
             return
-        self.children.pop(child.pid, None)
-        self._fold(child)
         log.warning(
             "group %s: its preloader died before it forked a worker asked of it; asking the next",
             child.group,
         )
+        self._forget_child(child, None)
 
     def _close_status(self, child: Child) -> None:
         if child.status_fd >= 0:
@@ -1333,11 +1332,10 @@ class Master:
                         self.unknown_exits[pid] = status
                     continue
             self._forget_child(child, status)
-        for child in [c for c in self.children.values() if c.pid < 0 and c.status_fd < 0]:
-            self._forget_child(child, 1 << 8)  # never said its pid: it did not start
-        self._forward_retired_queues()
 
-    def _forget_child(self, child: Child, status: int) -> None:
+    def _forget_child(self, child: Child, status: int | None) -> None:
+        """Drop a child that ended (status: its wait status), or a placeholder for a worker that
+        never came to be (None: no exit to report)."""
         self.children.pop(child.pid, None)
         if child.status_fd >= 0:
             self._on_status_pipe(child.status_fd)
@@ -1345,7 +1343,8 @@ class Master:
         if child.control is not None:
             child.control.close()
         lost = self._fold(child)
-        self._on_exit(child, status, lost)
+        if status is not None:
+            self._on_exit(child, status, lost)
 
     def _fold(self, child: Child) -> str:
         """Keep a finished process's counters in its group's totals and free its slot; returns
