@@ -1086,9 +1086,10 @@ class WorkerServer:
         taken: list[Any] = []
         for lsock in self.listeners.values():
             while room > len(taken):
-                found = self._accept(lsock, min(64, room - len(taken)))
+                asked = min(64, room - len(taken))
+                found = self._accept(lsock, asked)
                 taken.extend(found)
-                if not found:
+                if len(found) < asked:  # that queue is empty
                     break
         if taken:
             with self.cond:
