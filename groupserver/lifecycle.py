@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from groupserver.accesslog import flush_standard_streams
 from groupserver.config import GroupConfig
 from groupserver.http.response import error_response
 from groupserver.memory import read_memory
@@ -142,7 +143,7 @@ class WorkerWatch:
                 in_flight(slot),
             )
             self.server.report("retire memory_hard now")
-            sys.stderr.flush()
+            flush_standard_streams()  # the kill skips every flush
             os.kill(os.getpid(), signal.SIGKILL)
         if (
             policy.memory_soft is not None

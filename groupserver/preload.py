@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -105,7 +104,7 @@ def _fork_worker(
                 start_worker(slot, status_fd, app)
         except BaseException:
             traceback.print_exc()
-            sys.stderr.flush()
+            flush_standard_streams()
         os._exit(0)
     os.close(status_fd)
     os.waitpid(middle, 0)
