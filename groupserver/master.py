@@ -33,6 +33,8 @@ import signal
 import socket
 import time
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 from groupserver.accesslog import flush_standard_streams, reopen_error_logs, setup_error_log
 from groupserver.capacity import MAX_GROUPS, MAX_WORKERS
@@ -54,7 +56,6 @@ from groupserver.listeners import (
     tcp_accept_queue,
 )
 from groupserver.memory import read_memory
-from groupserver.preload import request_spawn, run_preloader
 from groupserver.proctitle import set_process_title
 from groupserver.scaling import GroupScaler, Load
 from groupserver.scoreboard import (
@@ -66,6 +67,7 @@ from groupserver.scoreboard import (
     accumulate,
     in_flight,
 )
+from groupserver.spawner import FORK_PARENTS, fork_parent_role, request_spawn, run_fork_parent
 from groupserver.stats import prometheus
 from groupserver.stats.collect import merge_memory_rows
 from groupserver.stats.document import SiteStats
@@ -414,7 +416,7 @@ class Master:
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         self.stopping = "graceful"
         self.stop_deadline = time.monotonic() + self.config.graceful_timeout
-        for child in self._children("front") + self._children("preloader"):
+        for child in self._children("front") + self._fork_parents():
             self._signal(child, signal.SIGTERM)
 
     def handle_quick(self) -> None:
@@ -764,12 +766,10 @@ class Master:
         state = self.groups[group]
         if state.scaler is not None:
             self._autoscale(group, state, now)
-        preloader = None
-        if self.config.groups[group].preload:
-            # kept running even when no worker is missing, so a respawn never waits for an import
-            preloader = self._preloader(group)
-            if preloader is None and state.preload_backoff.due(now):
-                self._fork("preloader", group)
+        # kept running even when no worker is missing, so a respawn never waits for it
+        parent = self._fork_parent(group)
+        if parent is None and state.preload_backoff.due(now):
+            self._fork(fork_parent_role(self.config.groups[group].preload), group)
         have = self._current_workers(group)
         missing = self.wanted_processes(group) - len(have)
         if missing <= 0 or not state.workers_backoff.due(now):
@@ -778,44 +778,43 @@ class Master:
             # adaptive respawn: while memory is tight, refill a group slowly
             state.workers_backoff.next_spawn = now + self.config.memory_governor.respawn_delay
             missing = 1
-        if self.config.groups[group].preload:
-            if preloader is None or not preloader.ready:
-                return
-            for _ in range(missing):
-                self._spawn_preloaded(group, preloader)
+        if parent is None or not parent.ready:
             return
         for _ in range(missing):
-            self._spawn_worker(group)
+            self._spawn_from(group, parent)
 
-    def _preloader(self, group: str) -> Child | None:
-        for child in self._children("preloader", group):
+    def _fork_parents(self, group: str | None = None) -> list[Child]:
+        return self._children("preloader", group) + self._children("spawner", group)
+
+    def _fork_parent(self, group: str) -> Child | None:
+        """The running generation's preloader or spawner of group, which forks its workers."""
+        for child in self._fork_parents(group):
             if child.generation == self.generation:
                 return child
         return None
 
-    def _spawn_preloaded(self, group: str, preloader: Child) -> None:
-        """Ask the group's preloading parent for one worker (it reaches us re-parented)."""
-        assert preloader.control is not None
+    def _spawn_from(self, group: str, parent: Child) -> None:
+        """Ask the group's fork parent for one worker (it reaches us re-parented)."""
+        assert parent.control is not None
         now = time.monotonic()
         reserved = self._reserve("worker", group, now)
         if reserved is None:
             return
         slot, status_r, status_w = reserved
         try:
-            request_spawn(preloader.control, slot, status_w)
+            request_spawn(parent.control, slot, status_w)
         except OSError as exc:
-            log.error("group %s: the preloader did not take a spawn request: %s", group, exc)
+            log.error("group %s: its %s did not take a spawn request: %s", group, parent.role, exc)
             os.close(status_r)
             self.scoreboard.release(slot)
             return
         finally:
             os.close(status_w)
-        self._started(now)
         key = self.next_key
         self.next_key -= 1
         self._watch_status(status_r)
         child = Child(key, "worker", group, self.generation, status_r, slot)
-        child.asked_of = preloader.pid
+        child.asked_of = parent.pid
         self.children[key] = child
 
     def _autoscale(self, group: str, state: GroupState, now: float) -> None:
@@ -980,7 +979,11 @@ class Master:
         log.info("graceful stop: new connections are refused from now on")
 
     def _maybe_finish_reload(self, now: float) -> None:
-        new = [c for c in self.children.values() if c.generation == self.generation]
+        new = [
+            c
+            for c in self.children.values()
+            if c.generation == self.generation and c.role not in FORK_PARENTS
+        ]
         fronts = 0 if self.config.accepting_group else self.config.front.processes
         wanted = fronts + sum(map(self.wanted_processes, self.config.groups))
         if not all(c.ready for c in new) or len(new) < wanted:
@@ -1005,7 +1008,11 @@ class Master:
 
     def _signal(self, child: Child, signum: int) -> None:
         if child.pid <= 0:
-            return  # a preloaded worker that has not told us its pid yet
+            # A worker asked of its group's spawner that has not told us its pid yet: it gets
+            # the signal once it does (a stop or a reload could otherwise miss it, and wait
+            # for it until graceful_timeout).
+            child.pending_signal = signum
+            return
         try:
             os.kill(child.pid, signum)
         except ProcessLookupError:
@@ -1056,7 +1063,7 @@ class Master:
         try:
             if group is not None:
                 self._plan(group)  # built here, inherited by the child
-            if role == "preloader":
+            if role in FORK_PARENTS:
                 control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             # A signal for the new child that arrived before it dropped our handlers would only
             # be queued for us in its copy of the master and lost: keep them pending over the
@@ -1083,8 +1090,8 @@ class Master:
                 if control is not None:
                     control.close()
                     assert child_control is not None
-                    self._become_preloader(group or "", status_w, child_control)
-                self._become_child(role, group, status_w, slot)
+                    self._become_fork_parent(group or "", status_w, child_control)
+                self._become_front(status_w, slot)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -1099,7 +1106,7 @@ class Master:
         self.children[pid] = Child(pid, role, group, self.generation, status_r, slot)
         self.children[pid].control = control
 
-    def _become_preloader(self, group: str, status_w: int, control: socket.socket) -> None:
+    def _become_fork_parent(self, group: str, status_w: int, control: socket.socket) -> None:
         self._leave_master()
         cfg = self.config.groups[group]
         drop_privileges(cfg.user, cfg.group)
@@ -1108,7 +1115,7 @@ class Master:
         config, channels, scoreboard = self.config, self.channels, self.scoreboard
         indices, master_pid = self.group_indices, self.pid
 
-        def start_worker(slot: int, status_fd: int, app: object) -> None:
+        def start_worker(slot: int, status_fd: int, app: Callable[..., Any] | None) -> None:
             spec = WorkerSpec(
                 config,
                 group,
@@ -1121,11 +1128,10 @@ class Master:
                 plan,
                 listeners,
             )
-            run_worker(spec, app)  # type: ignore[arg-type]
+            run_worker(spec, app)
 
-        run_preloader(
-            group, status_w, control, lambda: import_group_app(config, group), start_worker
-        )
+        import_app = (lambda: import_group_app(config, group)) if cfg.preload else None
+        run_fork_parent(group, status_w, control, import_app, start_worker)
 
     def _leave_master(self) -> None:
         """In a new child: drop the master's signal handling and its private descriptors."""
@@ -1151,34 +1157,18 @@ class Master:
                 client.sock.close()
         self.notifier.close()
 
-    def _become_child(self, role: str, group: str | None, status_w: int, slot: int) -> None:
+    def _become_front(self, status_w: int, slot: int) -> None:
         self._leave_master()
-        if role == "front":
-            run_front(
-                self.config,
-                self.listeners,
-                self.channels,
-                status_w,
-                self.pid,
-                self.scoreboard,
-                slot,
-                self.group_indices,
-            )
-        else:
-            assert group is not None
-            spec = WorkerSpec(
-                self.config,
-                group,
-                self.channels,
-                status_w,
-                self.pid,
-                self.scoreboard,
-                slot,
-                self.group_indices,
-                self._plan(group),
-                self._listeners_for(group),
-            )
-            run_worker(spec)
+        run_front(
+            self.config,
+            self.listeners,
+            self.channels,
+            status_w,
+            self.pid,
+            self.scoreboard,
+            slot,
+            self.group_indices,
+        )
 
     def _plan(self, group: str) -> GroupPlan:
         """The group's plan for the running config (built before forking: see GroupPlan)."""
@@ -1195,13 +1185,12 @@ class Master:
             sock.close()
         return []
 
-    def _cannot_start(self, role: str, group: str | None, exc: BaseException, now: float) -> None:
+    def _cannot_start(
+        self, role: str, group: str | None, exc: BaseException | str, now: float
+    ) -> None:
         delay = self.fork_backoff.record_exit(True, now)
         what = "a front process" if group is None else f"a {role} of group {group}"
         log.error("cannot start %s: %s; trying again in %.1fs", what, exc, delay)
-
-    def _spawn_worker(self, group: str) -> None:
-        self._fork("worker", group)
 
     def _spawn_front(self) -> None:
         self._fork("front", None)
@@ -1229,17 +1218,26 @@ class Master:
             self._on_status(child, line.decode("ascii", "replace").split())
 
     def _spawn_lost(self, child: Child) -> None:
-        """A worker asked of a preloader will not come: the status pipe closed before it said
-        its pid (its placeholder stayed forever, one worker short, and a stop waited for it
-        without end). When the preloader died with the request, the next one is asked, and no
-        start failed; when it lives, its fork failed: a failed start, with its back-off."""
+        """A worker asked of a spawner will not come: the status pipe closed before it said its
+        pid (its placeholder stayed forever, one worker short, and a stop waited for it without
+        end). When the spawner's fork() failed, it said so: every start waits (fork_backoff),
+        as when the master's own fork fails. When the spawner died with the request, the next
+        one is asked, and no start failed; when it lives, the worker died before it said its
+        pid: a failed start, with its back-off."""
+        if child.fork_error:  # fork() failed in the parent asked (EAGAIN, ENOMEM)
+            self._forget_child(child, None)
+            self._cannot_start("worker", child.group, child.fork_error, time.monotonic())
+            return
         asked = self.children.get(child.asked_of)
         if asked is not None and not _exited(asked.pid):
             self._forget_child(child, 1 << 8)
             return
         log.warning(
-            "group %s: its preloader died before it forked a worker asked of it; asking the next",
+            "group %s: its %s died before it forked a worker asked of it; asking the next",
             child.group,
+            fork_parent_role(self.config.groups[child.group or ""].preload)
+            if child.group in self.config.groups
+            else "spawner",
         )
         self._forget_child(child, None)
 
@@ -1255,6 +1253,8 @@ class Master:
     def _on_status(self, child: Child, words: list[str]) -> None:
         if len(words) == 2 and words[0] == "pid" and words[1].isdigit():
             self._learn_pid(child, int(words[1]))
+        elif words and words[0] == "cannot-fork":
+            child.fork_error = " ".join(words[1:])
         elif words == ["accepting", "done"]:
             child.accepting_done = True
         elif words == ["ready"]:
@@ -1262,9 +1262,10 @@ class Master:
             if child.role == "front":
                 self.front_backoff.failures = 0
                 return
-            if child.role == "preloader":
+            if child.role in FORK_PARENTS:
                 self.groups[child.group or ""].preload_backoff.failures = 0
-                log.info("group %s: application preloaded by %d", child.group, child.pid)
+                if child.role == "preloader":
+                    log.info("group %s: application preloaded by %d", child.group, child.pid)
                 return
             state = self.groups.get(child.group or "")
             if state is None:
@@ -1303,6 +1304,7 @@ class Master:
         if child.pid == pid:
             return
         if child.pid < 0:
+            self._started(time.monotonic())  # its parent's fork() worked
             del self.children[child.pid]
             child.pid = pid
             self.children[pid] = child
@@ -1310,6 +1312,8 @@ class Master:
             status = self.unknown_exits.pop(pid, None)
             if status is not None:  # it died before we read its pid
                 self._forget_child(child, status)
+            elif child.pending_signal:
+                self._signal(child, child.pending_signal)
 
     def _reap(self) -> None:
         while True:
@@ -1396,7 +1400,7 @@ class Master:
             delay = self.front_backoff.record_exit(died_at_start, now)
         else:
             state = self.groups.setdefault(child.group or "", GroupState())
-            kind = state.preload_backoff if child.role == "preloader" else state.workers_backoff
+            kind = state.preload_backoff if child.role in FORK_PARENTS else state.workers_backoff
             rounds = kind.failures
             delay = kind.record_exit(died_at_start, now)
             if kind.failures == FAILING_AFTER and rounds != kind.failures:  # once, as it begins

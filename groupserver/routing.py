@@ -121,7 +121,6 @@ def _first_allowed(
     return None
 
 
-
 def normalized_path(path: str) -> str:
     """path with repeated slashes merged and "." and ".." segments resolved, never above "/",
     as Apache (mod_wsgi) and nginx do before they match a location: "//admin" and
@@ -138,6 +137,7 @@ def normalized_path(path: str) -> str:
     if kept and parts[-1] in ("", ".", ".."):
         result += "/"
     return result
+
 
 class Router:
     """Maps (path, host, method) to a RouteMatch, first matching route in config order."""

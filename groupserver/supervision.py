@@ -38,7 +38,9 @@ class Child:
     stuck: bool = False  # its watch loop stopped (see Master._check_responsive)
     pending: bytes = b""
     control: socket.socket | None = None  # preloader: where spawn requests go
-    asked_of: int = 0  # a preloaded worker not forked yet: the pid of the preloader asked
+    asked_of: int = 0  # a worker not forked yet: the pid of the spawner (or preloader) asked
+    pending_signal: int = 0  # sent to a worker not forked yet: sent once we know its pid
+    fork_error: str = ""  # why its spawner could not fork it ("[Errno 11] ...")
     accepting_done: bool = False  # a stopping worker took the last of the listen queue
 
     def describe(self) -> str:

@@ -57,10 +57,11 @@ def test_preload_imports_once_shares_memory_and_keeps_the_master_clean(make_serv
         return sum(s.uss for s in samples if s) / len(samples)
 
     # The preloader's collection must not write to (and so un-share) what it inherited from
-    # the master: with a gc.collect() over the inherited heap the master's USS grew ~6 MiB.
+    # the master: with a gc.collect() over the inherited heap the master's USS grew by most of
+    # its heap (~6 MiB: 2.6 -> 10 MiB here). The spawner of a plain group writes nothing there.
     master_plain, master_preloaded = read_memory(plain.pid), read_memory(preloaded.pid)
     assert master_plain and master_preloaded
-    assert master_preloaded.uss < master_plain.uss + 2 * 2**20, (master_plain, master_preloaded)
+    assert master_preloaded.uss < master_plain.uss + 4 * 2**20, (master_plain, master_preloaded)
     uss_plain, uss_preloaded = mean_uss(plain), mean_uss(preloaded)
     # copy-on-write: the imported objects stay shared with the preloading parent
     assert uss_preloaded < uss_plain * 0.6, (uss_plain, uss_preloaded)

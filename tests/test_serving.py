@@ -71,6 +71,9 @@ def test_process_titles_and_counts_per_group(partitioned):
         titles[title] = titles.get(title, 0) + 1
     assert titles == {
         "groupserver: front [testsite]": 1,
+        "groupserver: spawner [main]": 1,
+        "groupserver: spawner [volume]": 1,
+        "groupserver: spawner [admin]": 1,
         "(wsgi:main)": 1,
         "(wsgi:volume)": 3,
         "(wsgi:admin)": 1,

@@ -30,18 +30,26 @@ def pids_cgroup():
     path.rmdir()
 
 
+@pytest.mark.parametrize("who", ["spawner", "master"])
 def test_the_master_survives_fork_failing_and_starts_the_worker_once_it_can(
-    pids_cgroup, make_server
+    pids_cgroup, make_server, who
 ):
     """fork() failing (EAGAIN at a pids limit here; ENOMEM under memory pressure) killed the
     master, and with it the whole site. Now it logs, backs off, and starts the worker when
-    fork works again."""
+    fork works again: whether the group's spawner cannot fork a worker, or the master cannot
+    fork a new spawner."""
     server = make_server(site_yaml({"main": {"processes": 1, "threads": 1}}))
     (worker,) = server.processes_titled("(wsgi:main)")
+    (spawner,) = server.processes_titled("groupserver: spawner [main]")
     (pids_cgroup / "cgroup.procs").write_text(str(server.pid))
+    if who == "spawner":
+        (pids_cgroup / "cgroup.procs").write_text(str(spawner.pid))
     (pids_cgroup / "pids.max").write_text((pids_cgroup / "pids.current").read_text())
+    if who == "master":
+        spawner.send_signal(signal.SIGKILL)
     worker.send_signal(signal.SIGKILL)
-    server.wait_log("cannot start a worker of group main: [Errno 11]", count=2)
+    what = "worker" if who == "spawner" else "spawner"
+    server.wait_log(f"cannot start a {what} of group main: [Errno 11]", count=2)
     assert "trying again in 0.5s" in server.log() and "trying again in 1.0s" in server.log()
     assert server.proc.poll() is None, "the master is alive"
     assert server.stats()["groups"]["main"]["workers"] == []  # and answers
