@@ -473,7 +473,7 @@ class Master:
         self.front_backoff.next_spawn = 0.0
         for state in self.groups.values():
             state.workers_backoff.next_spawn = 0.0
-            state.preload_backoff.next_spawn = 0.0
+            state.parent_backoff.next_spawn = 0.0
         log.info("reload: starting generation %d", self.generation)
 
     def _keep_restart_only(self, config: SiteConfig) -> SiteConfig:
@@ -743,7 +743,7 @@ class Master:
             state = self.groups[group]
             next_start = max(
                 state.workers_backoff.next_spawn,
-                state.preload_backoff.next_spawn,
+                state.parent_backoff.next_spawn,
                 self.fork_backoff.next_spawn,
             )
             retry_after = max(1, math.ceil(next_start - now))
@@ -768,7 +768,7 @@ class Master:
             self._autoscale(group, state, now)
         # kept running even when no worker is missing, so a respawn never waits for it
         parent = self._fork_parent(group)
-        if parent is None and state.preload_backoff.due(now):
+        if parent is None and state.parent_backoff.due(now):
             self._fork(fork_parent_role(self.config.groups[group].preload), group)
         have = self._current_workers(group)
         missing = self.wanted_processes(group) - len(have)
@@ -784,7 +784,7 @@ class Master:
             self._spawn_from(group, parent)
 
     def _fork_parents(self, group: str | None = None) -> list[Child]:
-        return self._children("preloader", group) + self._children("spawner", group)
+        return [c for role in FORK_PARENTS for c in self._children(role, group)]
 
     def _fork_parent(self, group: str) -> Child | None:
         """The running generation's preloader or spawner of group, which forks its workers."""
@@ -814,7 +814,7 @@ class Master:
         self.next_key -= 1
         self._watch_status(status_r)
         child = Child(key, "worker", group, self.generation, status_r, slot)
-        child.asked_of = parent.pid
+        child.asked = parent
         self.children[key] = child
 
     def _autoscale(self, group: str, state: GroupState, now: float) -> None:
@@ -1228,16 +1228,14 @@ class Master:
             self._forget_child(child, None)
             self._cannot_start("worker", child.group, child.fork_error, time.monotonic())
             return
-        asked = self.children.get(child.asked_of)
+        asked = child.asked
         if asked is not None and not _exited(asked.pid):
             self._forget_child(child, 1 << 8)
             return
         log.warning(
             "group %s: its %s died before it forked a worker asked of it; asking the next",
             child.group,
-            fork_parent_role(self.config.groups[child.group or ""].preload)
-            if child.group in self.config.groups
-            else "spawner",
+            asked.role if asked is not None else "spawner",
         )
         self._forget_child(child, None)
 
@@ -1263,7 +1261,7 @@ class Master:
                 self.front_backoff.failures = 0
                 return
             if child.role in FORK_PARENTS:
-                self.groups[child.group or ""].preload_backoff.failures = 0
+                self.groups[child.group or ""].parent_backoff.failures = 0
                 if child.role == "preloader":
                     log.info("group %s: application preloaded by %d", child.group, child.pid)
                 return
@@ -1400,7 +1398,7 @@ class Master:
             delay = self.front_backoff.record_exit(died_at_start, now)
         else:
             state = self.groups.setdefault(child.group or "", GroupState())
-            kind = state.preload_backoff if child.role in FORK_PARENTS else state.workers_backoff
+            kind = state.parent_backoff if child.role in FORK_PARENTS else state.workers_backoff
             rounds = kind.failures
             delay = kind.record_exit(died_at_start, now)
             if kind.failures == FAILING_AFTER and rounds != kind.failures:  # once, as it begins
@@ -1438,7 +1436,7 @@ class Master:
             return False
         return (
             state.workers_backoff.failing
-            or state.preload_backoff.failing
+            or state.parent_backoff.failing
             or self.fork_backoff.failing
         )
 

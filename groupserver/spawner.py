@@ -46,7 +46,7 @@ def fork_parent_role(preload: bool) -> str:
 
 
 def request_spawn(control: socket.socket, slot: int, status_w: int) -> None:
-    """Master side: ask a preloader for one worker using scoreboard slot and this status pipe."""
+    """Master side: ask a fork parent for one worker using scoreboard slot and this status pipe."""
     fds = array.array("i", [status_w])
     control.sendmsg(
         [b"%s %d" % (_SPAWN, slot)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())]

@@ -37,8 +37,8 @@ class Child:
     kill_at: float | None = None
     stuck: bool = False  # its watch loop stopped (see Master._check_responsive)
     pending: bytes = b""
-    control: socket.socket | None = None  # preloader: where spawn requests go
-    asked_of: int = 0  # a worker not forked yet: the pid of the spawner (or preloader) asked
+    control: socket.socket | None = None  # spawner or preloader: where spawn requests go
+    asked: Child | None = None  # a worker not forked yet: the spawner (or preloader) asked
     pending_signal: int = 0  # sent to a worker not forked yet: sent once we know its pid
     fork_error: str = ""  # why its spawner could not fork it ("[Errno 11] ...")
     accepting_done: bool = False  # a stopping worker took the last of the listen queue
@@ -83,7 +83,7 @@ class GroupState:
     extra: int = 0  # TTIN/TTOU adjustments
     target: int = 0  # adaptive groups: current size between min and max
     workers_backoff: StartBackoff = field(default_factory=StartBackoff)
-    preload_backoff: StartBackoff = field(default_factory=StartBackoff)
+    parent_backoff: StartBackoff = field(default_factory=StartBackoff)  # spawner or preloader
     scaler: GroupScaler | None = None
     restarts: Counter = field(default_factory=Counter)
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_RECYCLES))
