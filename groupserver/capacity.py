@@ -1,8 +1,9 @@
 """A site's hard limits, shared by the config checks and the scoreboard that must hold them.
 
-Every process of the site (worker, front, spawner or preloader) has a slot in the scoreboard, a shared
-memory table the master creates once, before the first fork; each slot has one counter column per
-group. So the table cannot grow while the site runs, and the config is checked against it.
+Every process of the site (worker, front, spawner or preloader) has a slot in the scoreboard, a
+shared memory table the master creates once, before the first fork; each slot has one counter
+column per group. So the table cannot grow while the site runs, and the config is checked
+against it.
 """
 
 MAX_GROUPS = 32  # groups over the site's life (a reload that adds groups uses new columns)
