@@ -29,9 +29,7 @@ ADMIN_SLEEP = 0.2
 
 
 def _text(start_response: StartResponse, body: bytes) -> list[bytes]:
-    start_response(
-        "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-    )
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 
 

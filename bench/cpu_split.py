@@ -31,8 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402  (bench/run.py: the same server definitions and process handling)
 
 WARMUP = 2.0
-COLUMNS = ("req/s", "CPU 0 user", "CPU 0 system", "CPU 0 softirq", "CPU 0 busy",
-           "tree user", "tree system", "spinner 0")
+COLUMNS = (
+    "req/s",
+    "CPU 0 user",
+    "CPU 0 system",
+    "CPU 0 softirq",
+    "CPU 0 busy",
+    "tree user",
+    "tree system",
+    "spinner 0",
+)
 
 
 @dataclass
@@ -49,8 +57,16 @@ class Split:
     spinner_pct: float
 
     def values(self) -> tuple[float, ...]:
-        return (self.rps, self.user, self.system, self.softirq, self.busy, self.tree_user,
-                self.tree_system, self.spinner_pct)
+        return (
+            self.rps,
+            self.user,
+            self.system,
+            self.softirq,
+            self.busy,
+            self.tree_user,
+            self.tree_system,
+            self.spinner_pct,
+        )
 
 
 def cpu_line(cpu: int) -> list[int]:
@@ -95,8 +111,9 @@ def measure(
     if responses <= 0:
         raise RuntimeError(f"{server.name}: wrk counted no responses")
     per = 1e6 / run.CLK_TCK / responses  # µs per response for one tick
-    user, nice, system, _idle, _iowait, irq, softirq = (b - a for a, b in zip(cpu0, cpu1,
-                                                                              strict=True))
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        b - a for a, b in zip(cpu0, cpu1, strict=True)
+    )
     spun = spin1 - spin0
     user = max(0, user + nice - spun)
     return Split(
@@ -114,8 +131,11 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", default="hello-8t", choices=sorted(run.WORKLOADS_BY_NAME))
-    parser.add_argument("--servers", default="groupserver,uwsgi",
-                        help="comma-separated run.py server names (groupserver,uwsgi)")
+    parser.add_argument(
+        "--servers",
+        default="groupserver,uwsgi",
+        help="comma-separated run.py server names (groupserver,uwsgi)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each server (3)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per round (5)")
     parser.add_argument("--venv", type=Path, default=Path(run.DEFAULT_VENV))
@@ -126,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     per_round = args.duration + WARMUP + 10
     procs = run.Processes()
     try:
-        with tempfile.TemporaryDirectory(prefix="gs-split-") as tmp, run.spinners(
-            procs, int(per_round * args.rounds * len(servers)) + 30
+        with (
+            tempfile.TemporaryDirectory(prefix="gs-split-") as tmp,
+            run.spinners(procs, int(per_round * args.rounds * len(servers)) + 30),
         ):
             for _ in range(args.rounds):
                 for server in servers:
@@ -136,21 +157,26 @@ def main(argv: list[str] | None = None) -> int:
                     )
     finally:
         procs.stop_all()
-    print(f"{workload.name} ({workload.processes} x {workload.threads}), median of "
-          f"{args.rounds} rounds of {args.duration:g} s: µs of CPU {run.SERVER_CPU} per response "
-          "(spinner 0: % of CPU 0 left idle)\n")
+    print(
+        f"{workload.name} ({workload.processes} x {workload.threads}), median of "
+        f"{args.rounds} rounds of {args.duration:g} s: µs of CPU {run.SERVER_CPU} per response "
+        "(spinner 0: % of CPU 0 left idle)\n"
+    )
     print("| server | " + " | ".join(COLUMNS) + " |")
     print("|---|" + "--:|" * len(COLUMNS))
     for name, splits in rounds.items():
-        medians = [statistics.median(col) for col in zip(*(s.values() for s in splits),
-                                                         strict=True)]
+        medians = [
+            statistics.median(col) for col in zip(*(s.values() for s in splits), strict=True)
+        ]
         cells = [f"{medians[0]:,.0f}", *(f"{m:.1f}" for m in medians[1:])]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     for name, splits in rounds.items():
         for split in splits:
-            print(f"{name}: " + ", ".join(f"{c} {v:,.1f}" for c, v in zip(COLUMNS, split.values(),
-                                                                          strict=True)))
+            print(
+                f"{name}: "
+                + ", ".join(f"{c} {v:,.1f}" for c, v in zip(COLUMNS, split.values(), strict=True))
+            )
     return 0
 
 

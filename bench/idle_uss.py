@@ -92,8 +92,11 @@ def measure(procs: run.Processes, server: run.Server, tmp: Path) -> tuple[int, i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--starts", type=int, default=7, help="starts of each server (7)")
-    parser.add_argument("--servers", default="groupserver,gunicorn-sync",
-                        help="comma-separated run.py server names (groupserver,gunicorn-sync)")
+    parser.add_argument(
+        "--servers",
+        default="groupserver,gunicorn-sync",
+        help="comma-separated run.py server names (groupserver,gunicorn-sync)",
+    )
     parser.add_argument("--venv", type=Path, default=Path(run.DEFAULT_VENV))
     args = parser.parse_args(argv)
     servers = run.servers_named(parser, args.servers, args.venv)
@@ -106,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                     rows[server.name].append(measure(procs, server, Path(tmp)))
     finally:
         procs.stop_all()
-    print(f"Worker USS in KiB, median of {args.starts} starts (hello world, 1 x 1; idle = "
-          f"{SETTLE:.0f} s after the worker appeared, before any request)\n")
+    print(
+        f"Worker USS in KiB, median of {args.starts} starts (hello world, 1 x 1; idle = "
+        f"{SETTLE:.0f} s after the worker appeared, before any request)\n"
+    )
     print("| server | " + " | ".join(COLUMNS) + " |")
     print("|---|" + "--:|" * len(COLUMNS))
     for name, values in rows.items():

@@ -126,13 +126,18 @@ def bench_parser() -> list[tuple[str, float]]:
         buf = bytearray(head)
         parsed = parse_head(buf)
         assert parsed is not None and parsed[1] == len(head)
-        rows.append((f"parse_head, {label} ({len(head)} bytes)",
-                     per_call_us(lambda b=buf: parse_head(b))))
+        rows.append(
+            (f"parse_head, {label} ({len(head)} bytes)", per_call_us(lambda b=buf: parse_head(b)))
+        )
         if httptools is not None:
             theirs = httptools_head(buf)
             assert theirs is not None and theirs[0] == parsed[0] and theirs[1] == parsed[1]
-            rows.append((f"httptools (llhttp) to the same RequestHead, {label}",
-                         per_call_us(lambda b=buf: httptools_head(b))))
+            rows.append(
+                (
+                    f"httptools (llhttp) to the same RequestHead, {label}",
+                    per_call_us(lambda b=buf: httptools_head(b)),
+                )
+            )
     return rows
 
 
@@ -185,9 +190,17 @@ def httptools_head(data: bytearray) -> tuple[RequestHead, int] | None:
     raw_path, _, query = target.partition("?")
     path = _decode_path(raw_path) if "%" in raw_path else raw_path
     head = RequestHead(
-        parser.get_method().decode("latin-1"), target, path, query,
-        "HTTP/" + parser.get_http_version(), collector.headers, host, content_length, False,
-        parser.should_keep_alive(), False,
+        parser.get_method().decode("latin-1"),
+        target,
+        path,
+        query,
+        "HTTP/" + parser.get_http_version(),
+        collector.headers,
+        host,
+        content_length,
+        False,
+        parser.should_keep_alive(),
+        False,
     )
     return head, end + 4
 
@@ -219,8 +232,7 @@ def bench_handoff() -> list[tuple[str, float]]:
             taken.sock.close()
 
         return [
-            ("hand-off: channel send + receive of a TCP socket (SCM_RIGHTS)",
-             per_call_us(handoff)),
+            ("hand-off: channel send + receive of a TCP socket (SCM_RIGHTS)", per_call_us(handoff)),
             ("front path in one process: parse + route + send + receive", per_call_us(front_path)),
         ]
     finally:
@@ -246,8 +258,15 @@ def bench_worker_request() -> list[tuple[str, float]]:
     status_r, status_w = os.pipe()
     channel = HandoffChannel("main")
     spec = WorkerSpec(
-        site, "main", {"main": channel}, status_w, os.getpid(), scoreboard,
-        scoreboard.allocate(ROLE_WORKER, 0), {"main": 0}, GroupPlan.build(site, "main"),
+        site,
+        "main",
+        {"main": channel},
+        status_w,
+        os.getpid(),
+        scoreboard,
+        scoreboard.allocate(ROLE_WORKER, 0),
+        {"main": 0},
+        GroupPlan.build(site, "main"),
     )
     server = WorkerServer(spec, hello_app.application)
     ours, theirs = socket.socketpair()
@@ -269,8 +288,10 @@ def bench_worker_request() -> list[tuple[str, float]]:
             theirs.recv(65536)
 
         return [
-            ("worker request path, hello world, in one process (incl. the pair below)",
-             per_call_us(request)),
+            (
+                "worker request path, hello world, in one process (incl. the pair below)",
+                per_call_us(request),
+            ),
             ("unix socketpair send + recv of 140 bytes", per_call_us(pair)),
         ]
     finally:
@@ -308,16 +329,21 @@ def connection_costs(results_dir: Path) -> list[str]:
         rps = med(server, "hello-close", "rps")
         if keep is None or close is None:
             continue
-        lines.append(f"| {server} | {keep:.0f} | {close:.0f} | {close - keep:.0f} | "
-                     f"{rps or 0:,.0f} |")
+        lines.append(
+            f"| {server} | {keep:.0f} | {close:.0f} | {close - keep:.0f} | {rps or 0:,.0f} |"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run every micro-benchmark and print a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", type=Path, default=None,
-                        help="run.py results directory, for the per-connection cost table")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="run.py results directory, for the per-connection cost table",
+    )
     args = parser.parse_args(argv)
     rows = bench_routes() + bench_parser() + bench_handoff() + bench_worker_request()
     print(f"Python {sys.version.split()[0]} ({sys.executable})")

@@ -79,42 +79,87 @@ class Workload:
 
 WORKLOADS: list[Workload] = [
     Workload(
-        "hello", "hello world, keep-alive, 1 process x 1 thread", "the per-request fast path",
-        "hello_app:application", 1, 1, 16, "get",
+        "hello",
+        "hello world, keep-alive, 1 process x 1 thread",
+        "the per-request fast path",
+        "hello_app:application",
+        1,
+        1,
+        16,
+        "get",
     ),
     Workload(
-        "hello-8t", "hello world, keep-alive, 1 process x 8 threads",
+        "hello-8t",
+        "hello world, keep-alive, 1 process x 8 threads",
         "the fast path when the worker has a thread pool",
-        "hello_app:application", 1, 8, 16, "get",
+        "hello_app:application",
+        1,
+        8,
+        16,
+        "get",
     ),
     Workload(
-        "hello-close", "hello world, Connection: close, 1 process x 1 thread",
+        "hello-close",
+        "hello world, Connection: close, 1 process x 1 thread",
         "cost per new connection (accept, front hand-off, close)",
-        "hello_app:application", 1, 1, 16, "close",
+        "hello_app:application",
+        1,
+        1,
+        16,
+        "close",
     ),
     Workload(
-        "body-10k", "10 KB response, keep-alive, 1 x 1", "writing a mid-sized body",
-        "bench_apps:body_10k", 1, 1, 16, "get",
+        "body-10k",
+        "10 KB response, keep-alive, 1 x 1",
+        "writing a mid-sized body",
+        "bench_apps:body_10k",
+        1,
+        1,
+        16,
+        "get",
     ),
     Workload(
-        "file-1m", "1 MB response via wsgi.file_wrapper, keep-alive, 1 x 1",
+        "file-1m",
+        "1 MB response via wsgi.file_wrapper, keep-alive, 1 x 1",
         "large responses (sendfile where the server uses it)",
-        "bench_apps:file_1m", 1, 1, 16, "get",
+        "bench_apps:file_1m",
+        1,
+        1,
+        16,
+        "get",
     ),
     Workload(
-        "post-64k", "64 KB POST read by the app, keep-alive, 1 x 1", "reading a request body",
-        "bench_apps:post", 1, 1, 16, "post", post_bytes=65536,
+        "post-64k",
+        "64 KB POST read by the app, keep-alive, 1 x 1",
+        "reading a request body",
+        "bench_apps:post",
+        1,
+        1,
+        16,
+        "post",
+        post_bytes=65536,
     ),
     Workload(
-        "sleep-10ms", "app sleeps 10 ms, 64 connections, 1 process x 8 threads",
+        "sleep-10ms",
+        "app sleeps 10 ms, 64 connections, 1 process x 8 threads",
         "thread pool behaviour with blocking apps (ideal: 800 req/s)",
-        "bench_apps:sleep_10ms", 1, 8, 64, "get",
+        "bench_apps:sleep_10ms",
+        1,
+        8,
+        64,
+        "get",
     ),
     Workload(
-        "partitioned", "partitioned site: hot / plus 1% slow 50 MB /admin, 3 processes x 4 threads",
+        "partitioned",
+        "partitioned site: hot / plus 1% slow 50 MB /admin, 3 processes x 4 threads",
         "p99 of / when a slow, memory-hungry URL shares the site; groupserver: main 2x4 for /, "
         "admin 1x4 for /admin; peers: one pool of 3x4",
-        "bench_apps:site", 3, 4, 16, "mixed", partitioned=True,
+        "bench_apps:site",
+        3,
+        4,
+        16,
+        "mixed",
+        partitioned=True,
     ),
 ]
 WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
@@ -228,8 +273,11 @@ class GunicornSync(Server):
 
     def launch(self, workload: Workload, port: int, tmp: Path) -> Launch:
         argv = [
-            self.bin("gunicorn"), "--worker-class", "sync",
-            "--workers", str(workload.processes),
+            self.bin("gunicorn"),
+            "--worker-class",
+            "sync",
+            "--workers",
+            str(workload.processes),
             *_gunicorn_common(self.venv, port, workload, tmp),
         ]
         return Launch(argv, config=f"{workload.processes}x1 (sync)")
@@ -247,8 +295,13 @@ class GunicornGthread(Server):
     def launch(self, workload: Workload, port: int, tmp: Path) -> Launch:
         threads = workload.threads if workload.threads > 1 else 8
         argv = [
-            self.bin("gunicorn"), "--worker-class", "gthread", "--threads", str(threads),
-            "--workers", str(workload.processes),
+            self.bin("gunicorn"),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--workers",
+            str(workload.processes),
             *_gunicorn_common(self.venv, port, workload, tmp),
         ]
         return Launch(argv, config=f"{workload.processes}x{threads}")
@@ -259,8 +312,16 @@ _GUNICORN_HAS_CONTROL_SOCKET: dict[Path, bool] = {}
 
 def _gunicorn_common(venv: Path, port: int, workload: Workload, tmp: Path) -> list[str]:
     args = [
-        "--bind", f"{HOST}:{port}", "--chdir", str(BENCH_DIR), "--log-level", "warning",
-        "--worker-tmp-dir", str(tmp), "--keep-alive", "30",
+        "--bind",
+        f"{HOST}:{port}",
+        "--chdir",
+        str(BENCH_DIR),
+        "--log-level",
+        "warning",
+        "--worker-tmp-dir",
+        str(tmp),
+        "--keep-alive",
+        "30",
     ]
     if venv not in _GUNICORN_HAS_CONTROL_SOCKET:
         # gunicorn 27 opens a control socket in ~/.gunicorn by default: one per run would clash.
@@ -284,10 +345,21 @@ class UWSGI(Server):
 
     def launch(self, workload: Workload, port: int, tmp: Path) -> Launch:
         argv = [
-            self.bin("uwsgi"), "--http11-socket", f"{HOST}:{port}", "--master",
-            "--processes", str(workload.processes), "--module", workload.app,
-            "--chdir", str(BENCH_DIR), "--disable-logging", "--die-on-term", "--need-app",
-            "--listen", "1024",
+            self.bin("uwsgi"),
+            "--http11-socket",
+            f"{HOST}:{port}",
+            "--master",
+            "--processes",
+            str(workload.processes),
+            "--module",
+            workload.app,
+            "--chdir",
+            str(BENCH_DIR),
+            "--disable-logging",
+            "--die-on-term",
+            "--need-app",
+            "--listen",
+            "1024",
         ]
         if workload.threads > 1:
             argv += ["--threads", str(workload.threads)]
@@ -305,11 +377,25 @@ class Granian(Server):
 
     def launch(self, workload: Workload, port: int, tmp: Path) -> Launch:
         argv = [
-            self.bin("granian"), "--interface", "wsgi", "--http", "1", "--no-ws",
-            "--host", HOST, "--port", str(port),
-            "--workers", str(workload.processes),
-            "--blocking-threads", str(workload.threads),
-            "--log-level", "warning", "--working-dir", str(BENCH_DIR), workload.app,
+            self.bin("granian"),
+            "--interface",
+            "wsgi",
+            "--http",
+            "1",
+            "--no-ws",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            str(workload.processes),
+            "--blocking-threads",
+            str(workload.threads),
+            "--log-level",
+            "warning",
+            "--working-dir",
+            str(BENCH_DIR),
+            workload.app,
         ]
         return Launch(argv, config=f"{workload.processes}x{workload.threads}")
 
@@ -331,8 +417,11 @@ class Waitress(Server):
 
     def launch(self, workload: Workload, port: int, tmp: Path) -> Launch:
         argv = [
-            self.bin("waitress-serve"), f"--listen={HOST}:{port}",
-            f"--threads={workload.threads}", "--connection-limit=1000", workload.app,
+            self.bin("waitress-serve"),
+            f"--listen={HOST}:{port}",
+            f"--threads={workload.threads}",
+            "--connection-limit=1000",
+            workload.app,
         ]
         return Launch(argv, config=f"1x{workload.threads}")
 
@@ -358,23 +447,46 @@ class ModWsgi(Server):
         for path in (tmp, root, script):
             path.chmod(0o755)
         argv = [
-            self.bin("mod_wsgi-express"), "start-server", str(script),
-            "--host", HOST, "--port", str(port),
-            "--processes", str(workload.processes), "--threads", str(workload.threads),
-            "--server-root", str(root), "--python-path", str(BENCH_DIR),
-            "--locale", "C.UTF-8", "--log-to-terminal", "--enable-sendfile",
+            self.bin("mod_wsgi-express"),
+            "start-server",
+            str(script),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--processes",
+            str(workload.processes),
+            "--threads",
+            str(workload.threads),
+            "--server-root",
+            str(root),
+            "--python-path",
+            str(BENCH_DIR),
+            "--locale",
+            "C.UTF-8",
+            "--log-to-terminal",
+            "--enable-sendfile",
         ]
         if os.geteuid() == 0:
             argv += ["--user", "www-data", "--group", "www-data"]
         return Launch(
-            argv, stop_signal=signal.SIGTERM,
+            argv,
+            stop_signal=signal.SIGTERM,
             config=f"{workload.processes}x{workload.threads} (daemon)",
         )
 
 
 SERVER_CLASSES: list[type[Server]] = [
-    GroupServer, GunicornSync, GunicornGthread, UWSGI, Granian, Waitress, ModWsgi,
+    GroupServer,
+    GunicornSync,
+    GunicornGthread,
+    UWSGI,
+    Granian,
+    Waitress,
+    ModWsgi,
 ]
+
+
 def servers_named(
     parser: argparse.ArgumentParser, names: str, venv: Path, workload: Workload | None = None
 ) -> list[Server]:
@@ -486,7 +598,10 @@ class CpuSnapshot:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         ours = (
             (server_ticks + spinner_ticks) / CLK_TCK
-            + me.user + me.system + children.ru_utime + children.ru_stime
+            + me.user
+            + me.system
+            + children.ru_utime
+            + children.ru_stime
         )
         return cls(time.monotonic(), user + nice + system + irq + softirq, steal, ours)
 
@@ -625,8 +740,17 @@ def spinners(procs: Processes, seconds: int) -> Iterator[None]:
     loop = f"while kill -0 {os.getpid()} 2>/dev/null; do :; done"
     for cpu in range(os.cpu_count() or 1):
         argv = [
-            "taskset", "-c", str(cpu), "chrt", "--idle", "0",
-            "timeout", str(seconds), "sh", "-c", loop,
+            "taskset",
+            "-c",
+            str(cpu),
+            "chrt",
+            "--idle",
+            "0",
+            "timeout",
+            str(seconds),
+            "sh",
+            "-c",
+            loop,
         ]
         started.append(procs.start(argv, signal.SIGTERM))
     procs.spinner_pgids = [proc.pid for proc in started]
@@ -662,7 +786,11 @@ def free_port() -> int:
 
 
 def wait_ready(
-    proc: subprocess.Popen[bytes], port: int, path: str, log: Path, ready_line: str | None,
+    proc: subprocess.Popen[bytes],
+    port: int,
+    path: str,
+    log: Path,
+    ready_line: str | None,
     timeout: float = 60.0,
 ) -> None:
     """Wait until the server answers 200 on `path` (and has logged `ready_line`, if given)."""
@@ -749,15 +877,22 @@ def wrk_argv(workload: Workload, port: int, seconds: float) -> list[str]:
     """The wrk command: pinned to the client CPU, one connection per wrk thread."""
     conns = workload.connections
     argv = [
-        "taskset", "-c", str(CLIENT_CPU), "wrk", f"-t{conns}", f"-c{conns}",
-        f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "30s",
+        "taskset",
+        "-c",
+        str(CLIENT_CPU),
+        "wrk",
+        f"-t{conns}",
+        f"-c{conns}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "30s",
     ]
     url = f"http://{HOST}:{port}{workload.path}"
     if workload.mode == "mixed":
         return [*argv, "-s", str(LUA_DIR / "mixed.lua"), url, "--", str(ADMIN_EVERY), "/admin"]
     script = "close.lua" if workload.mode == "close" else "count.lua"
-    return [*argv, "-s", str(LUA_DIR / script), url, "--", workload.mode,
-            str(workload.post_bytes)]
+    return [*argv, "-s", str(LUA_DIR / script), url, "--", workload.mode, str(workload.post_bytes)]
 
 
 def run_wrk(argv: list[str], timeout: float) -> dict[str, object]:
@@ -766,8 +901,10 @@ def run_wrk(argv: list[str], timeout: float) -> dict[str, object]:
     for line in done.stdout.splitlines():
         if line.startswith("BENCHJSON "):
             return json.loads(line[len("BENCHJSON ") :])
-    raise RuntimeError(f"wrk printed no result (exit {done.returncode}):\n"
-                       f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    raise RuntimeError(
+        f"wrk printed no result (exit {done.returncode}):\n"
+        f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    )
 
 
 def start_server(
@@ -780,8 +917,12 @@ def start_server(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")]))
     with open(log, "wb") as log_handle:
         proc = procs.start(
-            ["taskset", "-c", str(SERVER_CPU), *launch.argv], launch.stop_signal,
-            stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            ["taskset", "-c", str(SERVER_CPU), *launch.argv],
+            launch.stop_signal,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
             cwd=str(BENCH_DIR),
         )
     return proc, launch
@@ -881,8 +1022,9 @@ def machine_info(venv: Path) -> dict[str, str]:
         "print(json.dumps(out))\n"
     )
     versions = json.loads(
-        subprocess.run([str(python), "-c", script], capture_output=True, text=True,
-                       check=True).stdout
+        subprocess.run(
+            [str(python), "-c", script], capture_output=True, text=True, check=True
+        ).stdout
     )
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
     wrk_version = (wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else ""
@@ -892,12 +1034,14 @@ def machine_info(venv: Path) -> dict[str, str]:
         out = subprocess.run([apache, "-v"], capture_output=True, text=True).stdout
         apache_version = out.splitlines()[0].split(":", 1)[-1].strip() if out else ""
     commit = subprocess.run(
-        ["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"], capture_output=True,
+        ["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
         text=True,
     ).stdout.strip()
     dirty = subprocess.run(
         ["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", "groupserver"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     return {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
@@ -1043,6 +1187,7 @@ def workload_table(workload: Workload, summaries: Sequence[Summary]) -> list[str
                 f"{'-' if is_ref else _ratio(ref and ref.rps, s.rps)} | "
                 f"{'-' if is_ref else _ratio(ref and ref.cpu_us_per_req, s.cpu_us_per_req)} |"
             )
+
     def round_text(rps: float, other: float) -> str:
         return f"{rps:,.0f}" + (f" [{other:.0f}%]" if other >= NOISY_PCT else "")
 
@@ -1085,7 +1230,9 @@ def header_lines(info: dict[str, str], opts: Options) -> list[str]:
 
 
 def write_reports(
-    opts: Options, info: dict[str, str], done: dict[str, dict[str, list[RunResult]]],
+    opts: Options,
+    info: dict[str, str],
+    done: dict[str, dict[str, list[RunResult]]],
     final: bool,
 ) -> list[Path]:
     """Write one markdown file per finished workload, plus the combined file at the end."""
@@ -1110,11 +1257,21 @@ def write_reports(
         path.write_text("\n".join(combined) + "\n")
         written.append(path)
     raw = opts.out_dir / f"{day}-raw{suffix}.json"
-    raw.write_text(json.dumps(
-        {"info": info, "runs": [asdict(r) for runs in done.values()
-                                for server_runs in runs.values() for r in server_runs]},
-        indent=1,
-    ) + "\n")
+    raw.write_text(
+        json.dumps(
+            {
+                "info": info,
+                "runs": [
+                    asdict(r)
+                    for runs in done.values()
+                    for server_runs in runs.values()
+                    for r in server_runs
+                ],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     written.append(raw)
     return written
 
@@ -1126,17 +1283,28 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     """Read the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--duration", type=float, default=5.0,
-                        help="seconds measured per run (default 5)")
-    parser.add_argument("--warmup", type=float, default=1.0,
-                        help="seconds of load before each measurement (default 1)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 round of 1 s, 0.5 s warm-up, files named *-quick")
-    parser.add_argument("--only", default="",
-                        help=f"comma-separated workloads ({', '.join(WORKLOADS_BY_NAME)})")
-    parser.add_argument("--servers", default="",
-                        help="comma-separated servers "
-                             f"({', '.join(c.name for c in SERVER_CLASSES)})")
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds measured per run (default 5)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="seconds of load before each measurement (default 1)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 round of 1 s, 0.5 s warm-up, files named *-quick",
+    )
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated workloads ({', '.join(WORKLOADS_BY_NAME)})"
+    )
+    parser.add_argument(
+        "--servers",
+        default="",
+        help=f"comma-separated servers ({', '.join(c.name for c in SERVER_CLASSES)})",
+    )
     parser.add_argument("--venv", default=DEFAULT_VENV, help=f"bench venv (default {DEFAULT_VENV})")
     parser.add_argument("--out", default=str(BENCH_DIR / "results"), help="results directory")
     parser.add_argument("--verbose", action="store_true", help="print server log tails")
@@ -1155,8 +1323,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     if unknown:
         parser.error(f"unknown server(s): {', '.join(unknown)}")
     opts = Options(
-        rounds=max(1, args.rounds), duration=args.duration, warmup=args.warmup, venv=venv,
-        out_dir=Path(args.out), quick=args.quick, workloads=workloads, servers=[],
+        rounds=max(1, args.rounds),
+        duration=args.duration,
+        warmup=args.warmup,
+        venv=venv,
+        out_dir=Path(args.out),
+        quick=args.quick,
+        workloads=workloads,
+        servers=[],
         verbose=args.verbose,
     )
     for name in server_names:
@@ -1201,9 +1375,11 @@ def run_suite(opts: Options, procs: Processes) -> list[Path]:
     time.sleep(1.0)
     other, steal = other_load(quiet_before, CpuSnapshot.take(0, []))
     if other > 20:
-        print(f"warning: other processes use {other:.0f}% of the machine right now (someone "
-              "else's tests?): rounds that overlap them are marked in the results",
-              file=sys.stderr)
+        print(
+            f"warning: other processes use {other:.0f}% of the machine right now (someone "
+            "else's tests?): rounds that overlap them are marked in the results",
+            file=sys.stderr,
+        )
     schedule = plan(opts)
     runs = sum(len(servers) for _, servers in schedule) * opts.rounds
     per_run = opts.duration + opts.warmup + 4
@@ -1229,8 +1405,13 @@ def run_suite(opts: Options, procs: Processes) -> list[Path]:
                         try:
                             result = measure(procs, opts, server, workload, rnd, run_dir)
                         except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
-                            result = RunResult(server.name, workload.name, rnd, "",
-                                               failed=str(exc).splitlines()[0][:300])
+                            result = RunResult(
+                                server.name,
+                                workload.name,
+                                rnd,
+                                "",
+                                failed=str(exc).splitlines()[0][:300],
+                            )
                             print(f"FAILED: {exc}", file=sys.stderr)
                         else:
                             print(describe(result), file=sys.stderr)
@@ -1243,8 +1424,10 @@ def run_suite(opts: Options, procs: Processes) -> list[Path]:
 
 def describe(r: RunResult) -> str:
     """One progress line."""
-    text = (f"{r.rps:9,.0f} req/s  p99 {r.p99_ms:7.2f} ms  {r.cpu_us_per_req:6.0f} µs/req  "
-            f"conns {r.conn_min}-{r.conn_max}")
+    text = (
+        f"{r.rps:9,.0f} req/s  p99 {r.p99_ms:7.2f} ms  {r.cpu_us_per_req:6.0f} µs/req  "
+        f"conns {r.conn_min}-{r.conn_max}"
+    )
     if r.hot_p99_ms is not None:
         text += f"  / p99 {r.hot_p99_ms:.2f} ms  /admin p99 {r.admin_p99_ms:.0f} ms"
     if r.errors:

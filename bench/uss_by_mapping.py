@@ -97,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
     kinds.sort(key=lambda k: -median("groupserver", 1, k))
     print(f"Worker private KiB by mapping, median of {args.starts} starts (hello world, 1 x 1)\n")
-    print("| mapping | " + " | ".join(f"{n} {'idle' if w == 0 else 'after one'}"
-                                      for n, w in columns) + " |")
+    print(
+        "| mapping | "
+        + " | ".join(f"{n} {'idle' if w == 0 else 'after one'}" for n, w in columns)
+        + " |"
+    )
     print("|---|" + "--:|" * len(columns))
     for kind in kinds:
         values = [median(n, w, kind) for n, w in columns]

@@ -113,6 +113,7 @@ def test_hup_moves_accepting_between_front_and_workers_without_failed_requests(m
     front_yaml = site_yaml({"main": {"processes": 2, "threads": 2}}, extra="front: {accept: front}")
     server = make_server(front_yaml)
     assert len(server.processes_titled(FRONT_TITLE)) == 1
+
     def pick(rng: random.Random) -> Step:  # two in three close, the rest stay kept alive
         close = rng.random() < 2 / 3
         return Step("/", new_connection=close, close=close)

@@ -171,7 +171,6 @@ class Client(threading.Thread):
             conn.close()
 
 
-
 @contextlib.contextmanager
 def running(clients: list[Client]) -> Iterator[None]:
     """Start clients; on leaving, stop them (set their stop events) and wait for them."""
@@ -184,6 +183,7 @@ def running(clients: list[Client]) -> Iterator[None]:
             client.stop.set()
         for client in clients:
             client.join(20)
+
 
 def failures(results: list[Result]) -> list[Result]:
     return [r for r in results if r.status != 200]

@@ -161,9 +161,7 @@ def _worker_connections(server) -> int:
 @pytest.mark.parametrize(
     "path", [p for p in _cases("invalid") if p.values[0].stem.startswith("chunk_")]
 )
-def test_a_malformed_body_the_app_left_unread_closes_the_connection_after_the_reply(
-    server, path
-):
+def test_a_malformed_body_the_app_left_unread_closes_the_connection_after_the_reply(server, path):
     """The app answered without reading wsgi.input; the framing error shows up when the server
     discards the rest. The reply is out, so the server must close the connection (not keep it
     open, lose track of it and log an 'unexpected error')."""

@@ -100,7 +100,7 @@ def _reference_normalized(path: str) -> str:
     ],
 )
 def test_routing_merges_slashes_and_resolves_dot_segments_as_apache_and_nginx(path, expected):
-    """"//admin" and "/x/../admin" went to the default group (and past /admin's own limits)."""
+    """ "//admin" and "/x/../admin" went to the default group (and past /admin's own limits)."""
     router = Router([route(prefix="/admin", group="admin", mount=True)], "main")
     match = router.route_for(path)
     assert match.script_name + match.path_info == expected

@@ -33,6 +33,7 @@ def test_mixed_traffic_with_reloads_and_recycles_loses_nothing(make_server, acce
             extra=f"front: {{accept: {accept}}}",
         )
     )
+
     def pick(rng: random.Random) -> Step:
         path = rng.choice(["/", "/x", "/admin/alloc?mb=1", "/admin/y", "/z?q=1"])
         body = b"x" * rng.randint(0, 2048) if rng.random() < 0.3 else None
