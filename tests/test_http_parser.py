@@ -284,6 +284,9 @@ REJECTIONS = [
     # an IP-literal holds an IPv6 address (or IPvFuture): these were accepted
     ("host_ip_literal_not_hex", b"GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n", 400),
     ("host_ip_literal_a_name", b"GET / HTTP/1.1\r\nHost: [api.example.com]\r\n\r\n", 400),
+    ("host_ip_literal_ipv4", b"GET / HTTP/1.1\r\nHost: [192.0.2.1]\r\n\r\n", 400),
+    ("host_ip_literal_ipv4_port", b"GET / HTTP/1.1\r\nHost: [192.0.2.1]:80\r\n\r\n", 400),
+    ("target_ip_literal_ipv4", b"GET http://[192.0.2.1]/x HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("target_ip_literal_a_name", b"GET http://[example.com]/x HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("target_absolute_ipv6_unclosed", b"GET http://[::1/x HTTP/1.1\r\n" + H + b"\r\n", 400),
     # Content-Length

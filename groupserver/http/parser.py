@@ -97,10 +97,11 @@ _HEADER_LINE = re.compile(r"^(" + _TOKEN + r"):[ \t]*([\t\x20-\x7e\x80-\xff]*)\r
 _INCOMPLETE_BAD = re.compile(rb"\x00|\r(?!\n|\Z)|(?<!\r)\n")
 _ABSOLUTE = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://([^/?@]*)(/[^?]*)?(?:\?(.*))?")
 # RFC 3986 host [":" port]: a reg-name or IPv4 address (no ":"), or an IP-literal in brackets
-# (IPv6: hex digits, ":" and "." for an embedded IPv4; or IPvFuture "v1.x"); no userinfo, path,
-# query or spaces (RFC 9112 3.2: an invalid Host is a 400).
+# (IPv6: hex digits and at least one ":", "." for an embedded IPv4, so "[192.0.2.1]" is not
+# one; or IPvFuture "v1.x"); no userinfo, path, query or spaces (RFC 9112 3.2: an invalid Host
+# is a 400).
 _HOST = re.compile(
-    r"(?:\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[-0-9A-Za-z._~!$&'()*+,;=:]+)\]"
+    r"(?:\[(?:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|[vV][0-9A-Fa-f]+\.[-0-9A-Za-z._~!$&'()*+,;=:]+)\]"
     r"|[-A-Za-z0-9._~!$&'()*+,;=%]*)(?::[0-9]*)?"
 )
 _DIGITS = re.compile(r"[0-9]{1,18}")
